@@ -1,0 +1,50 @@
+# cstreams developer commands. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: install test test-unit test-pure test-integration bench bench-e2e demo debug clean lint
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams/_core/*.pxd)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The whole suite on the compiled core (it must load), then the unit and driver tests again
+# on the pure-Python twins.
+test: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600
+	CSTREAMS_NO_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m "not integration" tests/unit tests/driver
+
+test-unit: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -m "not integration"
+
+test-integration: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -m integration
+
+bench: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest bench -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name -p no:randomly
+
+bench-e2e: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py
+
+demo: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) examples/wordcount_demo.py
+
+# Debug build: annotate HTML beside each .pyx, line tracing, bounds checks. Never shipped.
+debug: $(PY)
+	CSTREAMS_DEBUG=1 $(PY) setup.py build_ext --inplace --force
+
+lint: install
+	$(PY) -m ruff check cstreams tests bench examples
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .benchmarks
+	rm -f cstreams/_core/*.c cstreams/_core/*.so cstreams/_core/*.html
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,71 @@
+"""cstreams: stateful stream processing on Apache Kafka, batch by batch, compiled."""
+
+from __future__ import annotations
+
+import os as _os
+
+from cstreams import handlers, processors, serde, stores
+from cstreams._impl import IMPLEMENTATION
+from cstreams._impl import record as _record
+from cstreams.errors import (
+    CStreamsError,
+    DeserializationError,
+    ProcessingError,
+    SerializationError,
+    TopologyError,
+)
+from cstreams.processor import (
+    STREAM_TIME,
+    WALL_CLOCK_TIME,
+    BatchProcessor,
+    Processor,
+    PunctuationType,
+)
+from cstreams.topology import Topology
+
+__version__ = "0.1.0"
+
+Record = _record.Record
+RecordBatch = _record.RecordBatch
+
+
+def get_include() -> str:
+    """The directory holding cstreams' public .pxd files, for a user's Cython build."""
+    return _os.path.dirname(_os.path.abspath(__file__))
+
+
+def __getattr__(name):
+    # The runtime imports confluent-kafka; load it only when asked for.
+    if name == "App":
+        from cstreams.app import App
+
+        return App
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("cstreams.testing")
+    raise AttributeError(f"module 'cstreams' has no attribute {name!r}")
+
+
+__all__ = [
+    "App",
+    "BatchProcessor",
+    "CStreamsError",
+    "DeserializationError",
+    "IMPLEMENTATION",
+    "ProcessingError",
+    "Processor",
+    "PunctuationType",
+    "Record",
+    "RecordBatch",
+    "STREAM_TIME",
+    "SerializationError",
+    "Topology",
+    "TopologyError",
+    "WALL_CLOCK_TIME",
+    "get_include",
+    "handlers",
+    "processors",
+    "serde",
+    "stores",
+]

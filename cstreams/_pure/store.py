@@ -1,0 +1,192 @@
+"""KeyValueStore: typed access with a write-back cache in front of a bytes backend.
+
+The cache is keyed by serialized key and holds deserialized values (None: absent or deleted).
+Writes mark keys dirty; flush() writes every dirty key to the backend in one write batch and
+sends one changelog record per dirty key. Repeated writes to a key between flushes coalesce.
+"""
+
+from __future__ import annotations
+
+from cstreams.errors import SerdeError, StoreError
+
+_MISSING = object()
+
+
+class KeyValueStore:
+    def __init__(self, name, backend, key_serde, value_serde, cache_max_entries=100_000):
+        self.name = name
+        self.backend = backend
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.cache_max_entries = max(int(cache_max_entries), 0)
+        self.changelog = None
+        self._cache = {}
+        self._dirty = {}
+
+    # --- single-key API ---------------------------------------------------------------------
+    def _key_bytes(self, key):
+        if key is None:
+            raise StoreError(f"store {self.name!r}: keys cannot be None")
+        try:
+            return self.key_serde.serialize(key)
+        except SerdeError as e:
+            raise StoreError(f"store {self.name!r}: cannot serialize key {key!r}: {e}") from e
+
+    def get(self, key):
+        kb = self._key_bytes(key)
+        v = self._cache.get(kb, _MISSING)
+        if v is _MISSING:
+            v = self._load(kb)
+        return v
+
+    def _load(self, kb):
+        raw = self.backend.get(kb)
+        v = None if raw is None else self.value_serde.deserialize(raw)
+        self._cache[kb] = v
+        return v
+
+    def put(self, key, value):
+        kb = self._key_bytes(key)
+        self._cache[kb] = value
+        self._dirty[kb] = None
+        if len(self._cache) > self.cache_max_entries:
+            self._evict()
+
+    def delete(self, key):
+        """Delete ``key``; return its previous value (None if absent)."""
+        old = self.get(key)
+        self.put(key, None)
+        return old
+
+    # --- batch API --------------------------------------------------------------------------
+    def _keys_bytes(self, keys):
+        try:
+            kbs = self.key_serde.serialize_batch(keys)
+        except SerdeError as e:
+            raise StoreError(f"store {self.name!r}: cannot serialize key: {e}") from e
+        if None in kbs:
+            raise StoreError(f"store {self.name!r}: keys cannot be None")
+        return kbs
+
+    def get_batch(self, keys):
+        return self.get_batch_by_bytes(self._keys_bytes(keys))
+
+    def get_batch_by_bytes(self, kbs):
+        """Values for already-serialized keys, in order."""
+        cache = self._cache
+        out = [cache.get(kb, _MISSING) for kb in kbs]
+        missing = [i for i, v in enumerate(out) if v is _MISSING]
+        if missing:
+            miss_keys = list(dict.fromkeys(kbs[i] for i in missing))
+            raws = self.backend.get_batch(miss_keys)
+            de = self.value_serde.deserialize
+            for kb, raw in zip(miss_keys, raws):
+                cache[kb] = None if raw is None else de(raw)
+            for i in missing:
+                out[i] = cache[kbs[i]]
+        return out
+
+    def put_batch(self, keys, values):
+        if len(keys) != len(values):
+            raise StoreError(
+                f"store {self.name!r}: put_batch got {len(keys)} keys and {len(values)} values"
+            )
+        self.put_batch_by_bytes(self._keys_bytes(keys), values)
+
+    def put_batch_by_bytes(self, kbs, values):
+        """Write values for already-serialized keys (None deletes); later writes win."""
+        cache = self._cache
+        dirty = self._dirty
+        for kb, v in zip(kbs, values):
+            cache[kb] = v
+            dirty[kb] = None
+        if len(cache) > self.cache_max_entries:
+            self._evict()
+
+    def delete_batch(self, keys):
+        kbs = self._keys_bytes(keys)
+        self.put_batch_by_bytes(kbs, [None] * len(kbs))
+
+    # --- scans ------------------------------------------------------------------------------
+    def range(self, start=None, end=None):
+        """(key, value) pairs with start <= key <= end by serialized-key order."""
+        self.flush()
+        sb = None if start is None else self._key_bytes(start)
+        eb = None if end is None else self._key_bytes(end)
+        kde, vde = self.key_serde.deserialize, self.value_serde.deserialize
+        for kb, vb in self.backend.range(sb, eb):
+            yield kde(kb), vde(vb)
+
+    def all(self):
+        return self.range(None, None)
+
+    def approximate_num_entries(self):
+        self.flush()
+        return self.backend.count()
+
+    # --- cache and lifecycle ----------------------------------------------------------------
+    def _evict(self):
+        """Over the bound: flush, then drop the older half of the entries."""
+        self.flush()
+        cache = self._cache
+        drop = len(cache) - self.cache_max_entries // 2
+        if drop >= len(cache):
+            cache.clear()
+            return
+        for kb in list(cache)[:drop]:
+            del cache[kb]
+
+    def flush(self):
+        """Write every dirty key in one backend batch and send its changelog records.
+        Returns the number of keys written."""
+        dirty = self._dirty
+        if not dirty:
+            return 0
+        kbs = list(dirty)
+        cache = self._cache
+        values = [cache[kb] for kb in kbs]
+        try:
+            vbs = self.value_serde.serialize_batch(values)
+        except SerdeError as e:
+            raise StoreError(f"store {self.name!r}: cannot serialize value: {e}") from e
+        self.backend.write_batch(kbs, vbs)
+        dirty.clear()
+        if self.changelog is not None:
+            self.changelog.send(kbs, vbs)
+        return len(kbs)
+
+    def dirty_count(self):
+        return len(self._dirty)
+
+    def discard_cache(self):
+        """Forget cached values and unflushed writes (used when state is rewound)."""
+        self._cache.clear()
+        self._dirty.clear()
+
+    def restore_batch(self, kbs, vbs):
+        """Apply changelog records straight to the backend (bypassing cache and changelog)."""
+        self.backend.write_batch(kbs, vbs)
+
+    def close(self):
+        self.backend.close()
+
+    def __repr__(self):
+        return f"<KeyValueStore {self.name!r} backend={type(self.backend).__name__}>"
+
+
+def count_batch(store, keys):
+    """Count ``keys`` into ``store`` (int values); return the running count per record, in
+    order. One get_batch of the distinct keys, one put_batch of their final counts."""
+    kbs = store._keys_bytes(keys)
+    distinct = list(dict.fromkeys(kbs))
+    running = {}
+    for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):
+        running[kb] = 0 if c is None else c
+    out = []
+    append = out.append
+    for kb in kbs:
+        c = running[kb] + 1
+        running[kb] = c
+        append(c)
+    store.put_batch_by_bytes(distinct, [running[kb] for kb in distinct])
+    return out

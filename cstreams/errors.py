@@ -1,0 +1,74 @@
+"""Exceptions raised by cstreams, each carrying the coordinates a user needs."""
+
+from __future__ import annotations
+
+
+class CStreamsError(Exception):
+    """Base of every cstreams error."""
+
+
+class TopologyError(CStreamsError):
+    """The topology is not valid: the message names the node or store at fault."""
+
+
+class SerdeError(CStreamsError):
+    """A value could not be (de)serialized.
+
+    ``index`` is the position in the batch being converted (-1 for a single value); the batch
+    paths re-raise it as a DeserializationError or SerializationError naming the record.
+    """
+
+    def __init__(self, message, index=-1):
+        super().__init__(message)
+        self.index = index
+
+
+class DeserializationError(CStreamsError):
+    """A consumed record failed to deserialize; names topic, partition, offset and node."""
+
+    def __init__(self, message, *, topic=None, partition=-1, offset=-1, node=None, field="value"):
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.node = node
+        self.field = field
+
+
+class SerializationError(CStreamsError):
+    """A record failed to serialize at a sink or store; names the node and source record."""
+
+    def __init__(self, message, *, topic=None, partition=-1, offset=-1, node=None, field="value"):
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.node = node
+        self.field = field
+
+
+class ProcessingError(CStreamsError):
+    """A processor raised; names the node and the input record (or batch offsets)."""
+
+    def __init__(self, message, *, topic=None, partition=-1, offset=-1, node=None):
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.node = node
+
+
+class StoreError(CStreamsError):
+    """A state store could not be opened, read or written."""
+
+
+class ProductionError(CStreamsError):
+    """A produced record was not acknowledged by the broker."""
+
+
+class ConfigurationError(CStreamsError):
+    """An App or store setting is invalid or conflicts with one the runtime owns."""
+
+
+class ExtensionsNotLoaded(ImportError):
+    """CSTREAMS_REQUIRE_EXTENSIONS=1 was set but a compiled module could not be imported."""

@@ -1,0 +1,123 @@
+"""Built-in processors, each with a batch implementation.
+
+Factories return something to pass to ``Topology.add_processor``: a callable that builds a new
+processor per task.
+"""
+
+from __future__ import annotations
+
+from cstreams._impl import store as _store
+from cstreams.processor import BatchProcessor
+
+
+class BatchCountAggregator(BatchProcessor):
+    """Counts records per key into an int store and forwards (key, new count) per record.
+    Records with a null key are dropped, as Kafka Streams' count() does."""
+
+    def __init__(self, store_name):
+        self.store_name = store_name
+
+    def init(self, ctx):
+        self.ctx = ctx
+        self.store = ctx.get_store(self.store_name)
+
+    def process_batch(self, batch):
+        keys = batch.keys
+        if None in keys:
+            batch = batch.select([i for i, k in enumerate(keys) if k is not None])
+            keys = batch.keys
+            if not keys:
+                return
+            counts = _store.count_batch(self.store, keys)
+            self.ctx.forward_batch(keys, counts, batch.timestamps)
+            return
+        self.ctx.forward_batch(keys, _store.count_batch(self.store, keys))
+
+
+class MapProcessor(BatchProcessor):
+    """fn(key, value) -> (new_key, new_value) for every record."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def init(self, ctx):
+        self.ctx = ctx
+
+    def process_batch(self, batch):
+        fn = self.fn
+        pairs = [fn(k, v) for k, v in zip(batch.keys, batch.values)]
+        self.ctx.forward_batch([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+class MapValuesProcessor(BatchProcessor):
+    """fn(value) -> new_value; keys unchanged."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def init(self, ctx):
+        self.ctx = ctx
+
+    def process_batch(self, batch):
+        fn = self.fn
+        self.ctx.forward_batch(batch.keys, [fn(v) for v in batch.values])
+
+
+class FilterProcessor(BatchProcessor):
+    """Keeps the records for which predicate(key, value) is true."""
+
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def init(self, ctx):
+        self.ctx = ctx
+
+    def process_batch(self, batch):
+        pred = self.predicate
+        keep = [i for i, (k, v) in enumerate(zip(batch.keys, batch.values)) if pred(k, v)]
+        if len(keep) == len(batch):
+            self.ctx.forward_batch(batch.keys, batch.values)
+        elif keep:
+            sub = batch.select(keep)
+            self.ctx.forward_batch(sub.keys, sub.values, sub.timestamps)
+
+
+class FlatMapProcessor(BatchProcessor):
+    """fn(key, value) -> iterable of (key, value); outputs keep the input's timestamp."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def init(self, ctx):
+        self.ctx = ctx
+
+    def process_batch(self, batch):
+        fn = self.fn
+        keys, values, timestamps = [], [], []
+        for k, v, ts in zip(batch.keys, batch.values, batch.timestamps):
+            for nk, nv in fn(k, v):
+                keys.append(nk)
+                values.append(nv)
+                timestamps.append(ts)
+        if keys:
+            self.ctx.forward_batch(keys, values, timestamps)
+
+
+def count(store_name):
+    return lambda: BatchCountAggregator(store_name)
+
+
+def map(fn):  # noqa: A001 - the operation's name
+    return lambda: MapProcessor(fn)
+
+
+def map_values(fn):
+    return lambda: MapValuesProcessor(fn)
+
+
+def filter(predicate):  # noqa: A001
+    return lambda: FilterProcessor(predicate)
+
+
+def flat_map(fn):
+    return lambda: FlatMapProcessor(fn)
