@@ -181,18 +181,20 @@ class ProcessorContext:
         return (self._outputs[i],)
 
     def forward(self, key, value, timestamp=None, headers=None, to=None):
-        """Send one record to the children (or the child named ``to``). Timestamp defaults
-        to the input record's."""
+        """Send one record to the children (or the child named ``to``). Timestamp and
+        headers default to the input record's."""
         if timestamp is None:
             timestamp = self.timestamp
+        if headers is None:
+            headers = self.headers
         offset = self.offset
         for _, out in self._targets(to):
             out.append(key, value, timestamp, offset, headers)
 
     def forward_batch(self, keys, values, timestamps=None, headers=None, to=None):
-        """Send a batch of records (parallel lists) to the children. When ``timestamps`` is
-        None they come from the input batch if it has as many records, else the batch's
-        latest timestamp is used for all."""
+        """Send a batch of records (parallel lists) to the children. When ``timestamps`` (or
+        ``headers``) is None it comes from the input batch if that has as many records; else
+        the batch's latest timestamp is used for all, and no headers."""
         n = len(keys)
         if len(values) != n:
             raise ProcessingError(
@@ -204,6 +206,8 @@ class ProcessorContext:
             offsets = b.offsets
             if timestamps is None:
                 timestamps = b.timestamps
+            if headers is None:
+                headers = b.headers
         else:
             offsets = [self.offset] * n
             if timestamps is None:
