@@ -1,0 +1,1 @@
+cpdef tuple group_messages(object messages)

@@ -1,0 +1,65 @@
+"""Group consumed messages into one RecordBatch per (topic, partition) (compiled twin)."""
+
+from cstreams._core.record cimport RecordBatch, make_batch
+
+
+cdef class _Columns:
+    cdef object topic, partition
+    cdef list keys, values, timestamps, offsets, headers
+    cdef bint has_headers
+
+    def __cinit__(self, topic, partition):
+        self.topic = topic
+        self.partition = partition
+        self.keys = []
+        self.values = []
+        self.timestamps = []
+        self.offsets = []
+        self.headers = []
+        self.has_headers = False
+
+
+cpdef tuple group_messages(object messages):
+    """Split a consume() result into per-partition batches of raw bytes.
+
+    Returns ``(batches, errors)``: ``batches`` holds one RecordBatch per (topic, partition) in
+    first-seen order, each in the order the messages came (offset order, as the consumer
+    delivers them); ``errors`` holds the messages whose ``error()`` was set, untouched.
+    """
+    cdef dict index = {}
+    cdef list order = []
+    cdef list errors = []
+    cdef list out = []
+    cdef _Columns cols = None
+    cdef object last_topic = None, last_partition = None
+    cdef object topic, partition, h
+    for m in messages:
+        if m.error() is not None:
+            errors.append(m)
+            continue
+        topic = m.topic()
+        partition = m.partition()
+        # Consecutive messages of one partition are the common case: skip the dict lookup.
+        if cols is None or not (topic == last_topic and partition == last_partition):
+            tp = (topic, partition)
+            cols = index.get(tp)
+            if cols is None:
+                cols = _Columns(topic, partition)
+                index[tp] = cols
+                order.append(cols)
+            last_topic = topic
+            last_partition = partition
+        cols.keys.append(m.key())
+        cols.values.append(m.value())
+        cols.timestamps.append(m.timestamp()[1])
+        cols.offsets.append(m.offset())
+        h = m.headers()
+        cols.headers.append(h)
+        if h is not None:
+            cols.has_headers = True
+    for c in order:
+        cols = <_Columns>c
+        out.append(make_batch(cols.topic, cols.partition, cols.keys, cols.values,
+                              cols.timestamps, cols.offsets,
+                              cols.headers if cols.has_headers else None))
+    return out, errors
