@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import types
 
 import rocksdict
 
@@ -107,18 +109,19 @@ class RocksDBBackend:
 
     def __init__(self, path, **options):
         self.path = os.fspath(path)
+        self._closed = True
+        self._db = _Closed(self.path)
         opts, disable_wal = _options(self.path, options)
         self.disable_wal = disable_wal
+        write_opt = rocksdict.WriteOptions()
+        # A property in rocksdict 0.3.29, although its .pyi stub declares a method.
+        write_opt.disable_wal = disable_wal
         try:
-            self._db = rocksdict.Rdict(self.path, opts)
-        except rocksdict.DbClosedError as e:  # pragma: no cover - not raised by open
-            raise _open_error(self.path, e) from e
+            db = rocksdict.Rdict(self.path, opts)
         except Exception as e:  # rocksdict raises a bare Exception carrying RocksDB's status
             raise _open_error(self.path, e) from None
-        if disable_wal:
-            wo = rocksdict.WriteOptions()
-            wo.disable_wal(True)
-            self._db.set_write_options(wo)
+        db.set_write_options(write_opt)
+        self._db = db
         self._closed = False
 
     # --- reads ------------------------------------------------------------------------------
@@ -190,7 +193,11 @@ class RocksDBBackend:
     def compact(self):
         """Full manual compaction: drops tombstones and overwritten versions."""
         self._db.flush(True)
-        self._db.compact_range(None, None)
+        # Force the bottommost level to be rewritten: a trivial move into it would keep the
+        # tombstones (and the key estimate would keep counting them).
+        opt = rocksdict.CompactOptions()
+        opt.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        self._db.compact_range(None, None, opt)
 
     def close(self):
         """Flush and close; idempotent. Live range() iterators keep RocksDB open until they
@@ -220,5 +227,20 @@ class RocksDBBackend:
         state = "closed" if self._closed else "open"
         return f"<RocksDBBackend {self.path} {state}>"
 
+
+class _FactoryModule(types.ModuleType):
+    """This module's name collides with the ``cstreams.stores.rocksdb(...)`` store factory:
+    the first import of the submodule makes the import system set ``cstreams.stores.rocksdb``
+    to the module, after which the documented ``cs.stores.rocksdb("counts", ...)`` would fail
+    with "'module' object is not callable". Calling the module therefore calls the factory,
+    captured here while the package attribute is still the function."""
+
+    def __call__(self, *args, **kwargs):
+        return _store_factory(*args, **kwargs)
+
+
+_store_factory = getattr(sys.modules.get("cstreams.stores"), "rocksdb", None)
+if callable(_store_factory):
+    sys.modules[__name__].__class__ = _FactoryModule
 
 __all__ = ["DEFAULT_OPTIONS", "RocksDBBackend"]
