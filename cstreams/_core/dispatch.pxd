@@ -37,6 +37,7 @@ cdef class ProcessorContext:
     cdef int _set_batch(self, RecordBatch batch) except -1
     cdef object _timestamp(self)
     cdef object _offset(self)
+    cdef object _headers(self)
     cdef _Output _target(self, object to)
     cpdef forward(self, key, value, timestamp=*, headers=*, to=*)
     cpdef forward_batch(self, keys, values, timestamps=*, headers=*, to=*)

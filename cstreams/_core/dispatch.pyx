@@ -193,14 +193,17 @@ cdef class ProcessorContext:
     def timestamp(self):
         return self._timestamp()
 
-    @property
-    def headers(self):
+    cdef object _headers(self):
         cdef RecordBatch b = self._current
         if b is None or b.headers is None:
             return None
         if self._index >= 0:
             return b.headers[self._index]
         return None
+
+    @property
+    def headers(self):
+        return self._headers()
 
     @property
     def batch(self):
@@ -226,10 +229,12 @@ cdef class ProcessorContext:
         return (self._outputs[i],)
 
     cpdef forward(self, key, value, timestamp=None, headers=None, to=None):
-        """Send one record to the children (or the child named ``to``). Timestamp defaults
-        to the input record's."""
+        """Send one record to the children (or the child named ``to``). Timestamp and
+        headers default to the input record's."""
         if timestamp is None:
             timestamp = self._timestamp()
+        if headers is None:
+            headers = self._headers()
         offset = self._offset()
         cdef list outs
         cdef Py_ssize_t j
@@ -241,9 +246,9 @@ cdef class ProcessorContext:
             self._target(to).add(key, value, timestamp, offset, headers)
 
     cpdef forward_batch(self, keys, values, timestamps=None, headers=None, to=None):
-        """Send a batch of records (parallel lists) to the children. When ``timestamps`` is
-        None they come from the input batch if it has as many records, else the batch's
-        latest timestamp is used for all."""
+        """Send a batch of records (parallel lists) to the children. When ``timestamps`` (or
+        ``headers``) is None it comes from the input batch if that has as many records; else
+        the batch's latest timestamp is used for all, and no headers."""
         n = len(keys)
         if len(values) != n:
             raise ProcessingError(
@@ -255,6 +260,8 @@ cdef class ProcessorContext:
             offsets = b.offsets
             if timestamps is None:
                 timestamps = b.timestamps
+            if headers is None:
+                headers = b.headers
         else:
             offsets = [self._offset()] * n
             if timestamps is None:
