@@ -1,0 +1,348 @@
+"""End-to-end throughput runner for workload W1 over a real (embedded Tansu) broker.
+
+W1: an input topic with 8 partitions holding N records, key ``user-<i mod 10000>``, JSON value
+``{"user": ..., "amount": i}``; count per key in a RocksDB store with changelog and produce
+(key, count). The input is produced first, in large batches (the test broker serves about one
+producer batch per partition per fetch, TESTING.md); then each variant runs as its own child
+process (bench/e2e/*.py), reads the input from the beginning with its own consumer group and
+writes its own output topic. The child measures its own steady state (CPU of all its threads
+and wall time, from its first output to the moment its N-th output is acknowledged); this
+runner verifies every output topic record by record and prints medians over the repeats.
+
+Variants:
+  floor         confluent-kafka consume + 5 Message fields + orjson.loads + produce (explicit
+                partition), no state: the cost floor of the Python client
+  handwritten   a careful confluent-kafka + rocksdict batch loop doing W1
+  cstreams      W1 as a cstreams topology (bench/e2e/w1_cstreams.py), at-least-once
+  cstreams-eos  the same with processing_guarantee="exactly_once_v2"
+
+    python bench/e2e.py [--records 200000] [--repeat 3] [--variants floor,handwritten,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKERS = HERE / "e2e"
+
+try:
+    from cstreams.devbroker import DevBroker, create_topics
+except ImportError:  # run from a checkout without an installed package
+    sys.path.insert(0, str(ROOT))
+    from cstreams.devbroker import DevBroker, create_topics
+
+PARTITIONS = 8
+DISTINCT_KEYS = 10_000
+
+VARIANTS = {
+    "floor": ("floor.py", []),
+    "handwritten": ("handwritten.py", []),
+    "cstreams": ("w1_cstreams.py", ["--guarantee", "at_least_once"]),
+    "cstreams-eos": ("w1_cstreams.py", ["--guarantee", "exactly_once_v2"]),
+}
+COUNTING = {"handwritten", "cstreams", "cstreams-eos"}
+
+
+class InputInfo:
+    """What the input holds: records per partition and the partition of every key."""
+
+    def __init__(self, records: int) -> None:
+        self.records = records
+        self.per_partition: collections.Counter = collections.Counter()
+        self.key_partition: dict[bytes, int] = {}
+
+    def true_count(self, i: int) -> int:
+        n = self.records
+        return n // DISTINCT_KEYS + (1 if i < n % DISTINCT_KEYS else 0)
+
+
+def produce_input(bootstrap: str, topic: str, records: int) -> InputInfo:
+    """Produce W1's input in large batches; murmur2 partitioning, as Kafka's Java clients."""
+    import orjson
+    from confluent_kafka import Producer
+
+    info = InputInfo(records)
+    errors: list = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(err)
+            return
+        p = msg.partition()
+        info.per_partition[p] += 1
+        info.key_partition[msg.key()] = p
+
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 100,
+        "batch.size": 4_000_000,
+        "batch.num.messages": 100_000,
+        "queue.buffering.max.messages": max(100_000, records + 1000),
+        "queue.buffering.max.kbytes": 2_000_000,
+        "partitioner": "murmur2_random",
+        "acks": "all",
+    })
+    dumps = orjson.dumps
+    for i in range(records):
+        user = f"user-{i % DISTINCT_KEYS}"
+        producer.produce(topic, dumps({"user": user, "amount": i}), user.encode(),
+                         on_delivery=delivered)
+        if i % 50_000 == 49_999:
+            producer.poll(0)
+    left = producer.flush(120)
+    if left or errors:
+        raise RuntimeError(f"input not produced: {left} unacknowledged, errors {errors[:3]}")
+    if sum(info.per_partition.values()) != records:
+        raise RuntimeError(f"input: {sum(info.per_partition.values())} of {records} delivered")
+    return info
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 120.0,
+               read_committed: bool = False) -> dict[int, list[tuple[bytes, bytes]]]:
+    """Every record of ``topic`` per partition, in offset order, read to partition EOF."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"w1-verify-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        "session.timeout.ms": 6000,
+        "max.poll.interval.ms": 10000,
+    })
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    records: dict[int, list] = {p: [] for p in range(PARTITIONS)}
+    total = 0
+    at_eof: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for m in consumer.consume(num_messages=10_000, timeout=1.0):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_eof.add(m.partition())
+                        continue
+                    raise RuntimeError(f"reading {topic}: {err}")
+                at_eof.discard(m.partition())
+                records[m.partition()].append((m.key(), m.value()))
+                total += 1
+            if len(at_eof) == PARTITIONS and total >= expected:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def verify(variant: str, records: dict[int, list], info: InputInfo) -> list[str]:
+    """Problems found in one variant's output topic (empty: verified)."""
+    problems: list[str] = []
+    total = sum(len(v) for v in records.values())
+    if total != info.records:
+        problems.append(f"{total} output records, expected {info.records}")
+    if variant not in COUNTING:
+        for p, recs in records.items():
+            if len(recs) != info.per_partition[p]:
+                problems.append(f"partition {p}: {len(recs)} records, "
+                                f"input has {info.per_partition[p]}")
+            bad = sum(1 for k, _ in recs if info.key_partition.get(k) != p)
+            if bad:
+                problems.append(f"partition {p}: {bad} records whose key the input has elsewhere")
+        return problems
+    last: dict[bytes, int] = {}
+    for p, recs in records.items():
+        for offset, (key, value) in enumerate(recs):
+            if info.key_partition.get(key) != p:
+                problems.append(f"partition {p} offset {offset}: key {key!r} is in input "
+                                f"partition {info.key_partition.get(key)}")
+                break
+            count = int.from_bytes(value, "big", signed=True)
+            if count != last.get(key, 0) + 1:
+                problems.append(f"partition {p} offset {offset}: key {key!r} count {count} "
+                                f"after {last.get(key, 0)}")
+                break
+            last[key] = count
+    for i in range(DISTINCT_KEYS):
+        key = f"user-{i}".encode()
+        want = info.true_count(i)
+        if want and last.get(key) != want:
+            problems.append(f"key {key!r}: last count {last.get(key)}, expected {want}")
+            break
+    return problems
+
+
+def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: InputInfo,
+                workdir: Path, args: argparse.Namespace) -> dict:
+    script, extra = VARIANTS[variant]
+    name = f"{variant}-{rep}"
+    group = f"w1-{name}-{uuid.uuid4().hex[:6]}"
+    output = f"w1-out-{name}"
+    topics = [(output, PARTITIONS)]
+    if variant == "handwritten":
+        topics.append((f"{group}-counts-changelog", PARTITIONS, {"cleanup.policy": "compact"}))
+    create_topics(bootstrap, topics)
+    state_dir = workdir / "state" / name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, str(WORKERS / script),
+        "--bootstrap", bootstrap, "--input", input_topic, "--output", output,
+        "--records", str(info.records), "--group", group, "--state-dir", str(state_dir),
+        "--commit-interval-ms", str(args.commit_interval_ms),
+        "--timeout", str(args.timeout), *extra,
+    ]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=str(ROOT))
+        try:
+            rc = proc.wait(timeout=args.timeout + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = "timeout"
+    result = None
+    for line in out_path.read_text().splitlines():
+        if line.startswith("W1RESULT "):
+            result = json.loads(line[len("W1RESULT "):])
+    if result is None or rc != 0:
+        tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-15:])
+        return {"variant": variant, "rep": rep, "error": f"exit {rc}; stderr tail:\n{tail}"}
+    result["rep"] = rep
+    if result.get("unavailable"):
+        return result
+    recs = read_topic(bootstrap, output, info.records, read_committed=variant.endswith("eos"))
+    result["problems"] = verify(variant, recs, info)
+    return result
+
+
+def _median_spread(xs: list[float]) -> tuple[float, float, float]:
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def _fmt(xs: list[float], digits: int) -> str:
+    med, lo, hi = _median_spread(xs)
+    if len(xs) == 1:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} [{lo:.{digits}f}-{hi:.{digits}f}]"
+
+
+def table(results: list[dict], variants: list[str], records: int) -> str:
+    floor_by_rep = {r["rep"]: r["cpu_s"] * 1e6 / r["records"]
+                    for r in results if r["variant"] == "floor" and _ok(r)}
+    header = ("variant", "records", "wall s", "records/s", "CPU us/record", "x floor")
+    rows = [header]
+    for v in variants:
+        rs = [r for r in results if r["variant"] == v]
+        ok = [r for r in rs if _ok(r)]
+        if any(r.get("unavailable") for r in rs):
+            rows.append((v, str(records), "not available yet", "", "", ""))
+            continue
+        if not ok:
+            rows.append((v, str(records), "FAILED", "", "", ""))
+            continue
+        wall = [r["wall_s"] for r in ok]
+        rate = [r["records"] / r["wall_s"] for r in ok]
+        us = [r["cpu_s"] * 1e6 / r["records"] for r in ok]
+        ratio = [r["cpu_s"] * 1e6 / r["records"] / floor_by_rep[r["rep"]]
+                 for r in ok if r["rep"] in floor_by_rep]
+        rows.append((
+            v + ("" if len(ok) == len(rs) else f" ({len(rs) - len(ok)} failed)"),
+            str(records), _fmt(wall, 2), _fmt(rate, 0), _fmt(us, 2),
+            _fmt(ratio, 2) if ratio else "-",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _ok(r: dict) -> bool:
+    return "error" not in r and not r.get("unavailable") and not r.get("problems")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--commit-interval-ms", type=int, default=1000,
+                   help="commit interval of the stateful variants (default 1000)")
+    p.add_argument("--timeout", type=float, default=300.0, help="per-variant timeout, seconds")
+    p.add_argument("--workdir", default=None,
+                   help="where the broker log, worker outputs and state go (default: a new "
+                        "temp dir, kept)")
+    p.add_argument("--json", default=None, help="also write every result to this file")
+    args = p.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cstreams-e2e-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"workdir {workdir} (broker log, worker stdout/stderr, state)", flush=True)
+    broker = DevBroker(log_path=str(workdir / "broker.log"))
+    results: list[dict] = []
+    try:
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+        print(f"broker {bootstrap} pid {broker.pid}", flush=True)
+        input_topic = "w1-input"
+        create_topics(bootstrap, [(input_topic, PARTITIONS)])
+        t0 = time.perf_counter()
+        info = produce_input(bootstrap, input_topic, args.records)
+        print(f"input: {args.records} records in {time.perf_counter() - t0:.1f}s, "
+              f"per partition {dict(sorted(info.per_partition.items()))}", flush=True)
+        for rep in range(args.repeat):
+            order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+            for v in order:
+                r = run_variant(v, rep, bootstrap, input_topic, info, workdir, args)
+                results.append(r)
+                print(_describe(r), flush=True)
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir / "state", ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print(f"W1, {args.records} records, {PARTITIONS} partitions, {DISTINCT_KEYS} keys, "
+          f"commit interval {args.commit_interval_ms} ms, {args.repeat} repeat(s): "
+          f"median [min-max]; CPU = user+sys of the worker process, first output to last "
+          f"acknowledged output")
+    print(table(results, variants, args.records))
+    return 0 if all(_ok(r) or r.get("unavailable") for r in results) else 1
+
+
+def _describe(r: dict) -> str:
+    head = f"  rep {r['rep']} {r['variant']:<13}"
+    if "error" in r:
+        return f"{head} ERROR {r['error']}"
+    if r.get("unavailable"):
+        return f"{head} not available yet ({r['unavailable']})"
+    us = r["cpu_s"] * 1e6 / r["records"]
+    status = "verified" if not r["problems"] else "OUTPUT WRONG: " + "; ".join(r["problems"])
+    return (f"{head} wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  {us:.2f} us/record  "
+            f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Variants (c) and (d): W1 as a cstreams topology, run by cs.App in this process.
+
+    source (STRING keys, JSON values) -> count (built-in, RocksDB store with changelog)
+        -> sink (STRING keys, INT64 counts)
+
+The steady-state probe hooks the client classes the runtime builds, at a cost of one Python
+call per consume() batch and per commit, never per record:
+  first output   the first consume() of the main consumer that returns input records (the
+                 floor and the hand-written loop sample at the same point);
+  last produced  the next consume() after the N-th input record was handed out: the batch
+                 holding it has been processed and its output produced;
+  last acked     the commit whose offsets cover all N input records (at-least-once: the
+                 consumer's synchronous commit, after producer.flush(); exactly-once: the
+                 transaction commit that carries the offsets).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import confluent_kafka
+from _common import CONSUMER_GROUP_SETTINGS, PRODUCER_SETTINGS, SteadyStateProbe, emit, parse_args
+
+
+def w1_topology(input_topic: str, output_topic: str, store: str = "counts"):
+    import cstreams as cs
+
+    topo = cs.Topology()
+    topo.add_source("in", topics=[input_topic], key_serde=cs.serde.STRING,
+                    value_serde=cs.serde.JSON)
+    topo.add_store(cs.stores.rocksdb(store, key_serde=cs.serde.STRING,
+                                     value_serde=cs.serde.INT64))
+    topo.add_processor("count", cs.processors.count(store), parents=["in"], stores=[store])
+    topo.add_sink("out", topic=output_topic, parents=["count"], key_serde=cs.serde.STRING,
+                  value_serde=cs.serde.INT64)
+    return topo
+
+
+class Hooks:
+    """Tracks input records handed out and input offsets committed, for the probe."""
+
+    def __init__(self, probe: SteadyStateProbe, input_topic: str) -> None:
+        self.probe = probe
+        self.input_topic = input_topic
+        self.consumed = 0
+        self.committed: dict[int, int] = {}
+        self.pending_txn_offsets: dict[int, int] = {}
+        self.done = threading.Event()
+
+    def on_consume(self, msgs) -> None:
+        if self.consumed >= self.probe.records:
+            self.probe.processed_all()
+        if msgs:
+            if self.consumed == 0:
+                self.probe.first_output()
+            self.consumed += len(msgs)
+
+    def _offsets(self, tps) -> dict[int, int]:
+        return {tp.partition: tp.offset for tp in tps or ()
+                if tp.topic == self.input_topic and tp.offset >= 0}
+
+    def on_commit(self, offsets) -> None:
+        self.committed.update(self._offsets(offsets))
+        if sum(self.committed.values()) >= self.probe.records:
+            self.probe.processed_all()
+            self.probe.last_output()
+            self.done.set()
+
+
+def install_hooks(hooks: Hooks) -> None:
+    """Replace confluent_kafka's client classes before cstreams imports them."""
+
+    class ProbeConsumer(confluent_kafka.Consumer):
+        _main = False
+
+        def subscribe(self, *args, **kwargs):
+            self._main = True  # the main consumer; the restore consumer only assign()s
+            return super().subscribe(*args, **kwargs)
+
+        def consume(self, *args, **kwargs):
+            msgs = super().consume(*args, **kwargs)
+            if self._main:
+                hooks.on_consume(msgs)
+            return msgs
+
+        def commit(self, *args, **kwargs):
+            result = super().commit(*args, **kwargs)
+            if self._main:
+                offsets = kwargs.get("offsets")
+                if offsets is None and args and isinstance(args[0], list):
+                    offsets = args[0]
+                if offsets is None and "message" not in kwargs:
+                    offsets = self.position(self.assignment())
+                if offsets is not None:
+                    hooks.on_commit(offsets)
+            return result
+
+    class ProbeProducer(confluent_kafka.Producer):
+        def send_offsets_to_transaction(self, positions, *args, **kwargs):
+            result = super().send_offsets_to_transaction(positions, *args, **kwargs)
+            hooks.pending_txn_offsets.update(hooks._offsets(positions))
+            return result
+
+        def commit_transaction(self, *args, **kwargs):
+            result = super().commit_transaction(*args, **kwargs)
+            pending = [confluent_kafka.TopicPartition(hooks.input_topic, p, o)
+                       for p, o in hooks.pending_txn_offsets.items()]
+            hooks.pending_txn_offsets.clear()
+            hooks.on_commit(pending)
+            return result
+
+        def abort_transaction(self, *args, **kwargs):
+            hooks.pending_txn_offsets.clear()
+            return super().abort_transaction(*args, **kwargs)
+
+    confluent_kafka.Consumer = ProbeConsumer
+    confluent_kafka.Producer = ProbeProducer
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    variant = "cstreams" if args.guarantee == "at_least_once" else "cstreams-eos"
+    probe = SteadyStateProbe(args.records)
+    hooks = Hooks(probe, args.input)
+    install_hooks(hooks)
+
+    import cstreams as cs
+
+    try:
+        app_cls = cs.App
+    except (AttributeError, ImportError) as exc:
+        emit({"variant": variant, "unavailable": f"cstreams.App: {exc}"})
+        return
+    config = {**CONSUMER_GROUP_SETTINGS, **PRODUCER_SETTINGS}
+    kwargs = dict(application_id=args.group, bootstrap_servers=args.bootstrap,
+                  state_dir=args.state_dir, config=config,
+                  commit_interval_ms=args.commit_interval_ms)
+    if args.guarantee != "at_least_once":
+        kwargs["processing_guarantee"] = args.guarantee
+    topo = w1_topology(args.input, args.output)
+    try:
+        app = app_cls(topo, **kwargs)
+    except (TypeError, ValueError, cs.CStreamsError) as exc:
+        if args.guarantee == "at_least_once":
+            raise
+        emit({"variant": variant, "unavailable": f"{type(exc).__name__}: {exc}"})
+        return
+    app.start()
+    try:
+        if not hooks.done.wait(args.timeout):
+            raise SystemExit(f"{variant}: timed out: {hooks.consumed} input records handed out, "
+                             f"{sum(hooks.committed.values())} committed of {args.records}")
+        result = probe.report(variant, commit_interval_ms=args.commit_interval_ms,
+                              implementation=cs.IMPLEMENTATION)
+    finally:
+        app.close()
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
