@@ -1,0 +1,166 @@
+"""cs.App: runs a topology against Kafka.
+
+    app = cs.App(topology, application_id="wordcount", bootstrap_servers="localhost:9092")
+    app.run()              # blocks; SIGINT / SIGTERM close it cleanly
+
+    app.start()            # or: the loop in a background thread
+    ...
+    app.close()            # stop, commit, join; raises the error that stopped the app
+
+Settings the runtime owns and how ``config`` reaches each client: cstreams.runtime.config.
+The commit protocol: cstreams.runtime.commit. Only at-least-once is implemented so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tempfile
+import threading
+
+from cstreams import handlers as _handlers
+from cstreams.errors import ConfigurationError
+from cstreams.runtime import config as _config
+from cstreams.runtime.stream_thread import StreamThread
+from cstreams.topology import Topology
+
+log = logging.getLogger("cstreams")
+
+GUARANTEES = ("at_least_once", "exactly_once_v2")
+
+
+def default_state_dir():
+    return os.path.join(tempfile.gettempdir(), "cstreams")
+
+
+class App:
+    """One instance of a stream-processing application.
+
+    ``error_handler``: "fail" (default), "skip", "dead-letter:TOPIC" or an ErrorHandler, for
+    records that fail to deserialize or to process. ``production_error_handler``: "fail"
+    (default), "skip" or a callable(ProductionError) -> bool (True: go on) for records the
+    broker did not acknowledge.
+    """
+
+    def __init__(self, topology: Topology, application_id: str, bootstrap_servers: str, *,
+                 state_dir: str | None = None, config: dict | None = None,
+                 processing_guarantee: str = "at_least_once",
+                 commit_interval_ms: int = 30_000, error_handler=None,
+                 production_error_handler="fail", max_poll_records: int = 10_000,
+                 poll_timeout_ms: int = 100, metadata_timeout_s: float = 30.0,
+                 flush_timeout_s: float = 60.0, progress_interval_ms: int = 30_000,
+                 changelog_replication_factor: int = -1):
+        if not isinstance(topology, Topology):
+            raise ConfigurationError(f"App needs a cstreams.Topology, got {type(topology)!r}")
+        topology.validate()
+        if processing_guarantee not in GUARANTEES:
+            raise ConfigurationError(f"processing_guarantee must be one of {GUARANTEES}, got "
+                                     f"{processing_guarantee!r}")
+        if processing_guarantee != "at_least_once":
+            raise ConfigurationError(f"processing_guarantee={processing_guarantee!r} is not "
+                                     f"implemented yet; use 'at_least_once'")
+        if commit_interval_ms < 0 or max_poll_records < 1:
+            raise ConfigurationError("commit_interval_ms must be >= 0 and max_poll_records "
+                                     ">= 1")
+        self.topology = topology
+        self.application_id = application_id
+        self.bootstrap_servers = bootstrap_servers
+        self.state_dir = os.path.abspath(state_dir or default_state_dir())
+        self.client_configs = _config.build(application_id, bootstrap_servers, config)
+        self.processing_guarantee = processing_guarantee
+        self.commit_interval_ms = commit_interval_ms
+        try:
+            self.error_handler_obj = _handlers.resolve(error_handler)
+        except ValueError as e:
+            raise ConfigurationError(str(e)) from None
+        self.error_handler = error_handler
+        if not (production_error_handler in ("fail", "skip", None)
+                or callable(production_error_handler)):
+            raise ConfigurationError("production_error_handler must be 'fail', 'skip' or a "
+                                     "callable")
+        self.production_error_handler = production_error_handler
+        self.max_poll_records = max_poll_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.metadata_timeout_s = metadata_timeout_s
+        self.flush_timeout_s = flush_timeout_s
+        self.progress_interval_ms = progress_interval_ms
+        self.changelog_replication_factor = changelog_replication_factor
+        self._stream = None
+        self._thread = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def _new_stream(self):
+        if self._stream is not None:
+            raise ConfigurationError("an App runs once; build a new App to run again")
+        self._stream = StreamThread(self)
+        return self._stream
+
+    def run(self):
+        """Run in this thread until SIGINT/SIGTERM (or close() from another thread); raise
+        the error that stopped the app, if any."""
+        stream = self._new_stream()
+        restore = {}
+        if threading.current_thread() is threading.main_thread():
+            def on_signal(signum, _frame):
+                log.info("%s: signal %d, closing", self.application_id, signum)
+                stream.stop()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                restore[sig] = signal.signal(sig, on_signal)
+        try:
+            stream.run()
+        finally:
+            for sig, old in restore.items():
+                signal.signal(sig, old)
+        if stream.error is not None:
+            raise stream.error
+
+    def start(self):
+        """Run the loop in a background thread. Returns once the app is connected and
+        subscribed; raises (after cleaning up) if that fails."""
+        stream = self._new_stream()
+        self._thread = threading.Thread(target=stream.run, name=f"cstreams-{self.application_id}",
+                                        daemon=True)
+        self._thread.start()
+        stream.started_event.wait()
+        if stream.error is not None:
+            self._thread.join()
+            raise stream.error
+        return self
+
+    def close(self, timeout: float | None = None):
+        """Stop the loop, commit, close tasks and clients, join the thread; raise the error
+        that stopped the app, if any."""
+        stream = self._stream
+        if stream is None:
+            return
+        stream.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the app did not stop within {timeout} s")
+        if stream.error is not None:
+            err, stream.error = stream.error, None
+            raise err
+
+    @property
+    def running(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def error(self):
+        return None if self._stream is None else self._stream.error
+
+    def metrics(self) -> dict:
+        """A snapshot: records in/out, commits and their latency, per-task counters."""
+        stream = self._stream
+        if stream is None or stream.tasks is None:
+            return {"application_id": self.application_id, "tasks": {}}
+        return stream.metrics.snapshot(stream)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()

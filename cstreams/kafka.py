@@ -1,0 +1,85 @@
+"""The one module of cstreams that imports confluent_kafka.
+
+The runtime builds its clients and reads Kafka's constants through these names, so the rest
+of the package stays importable (and testable) without the client library loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import confluent_kafka as _ck
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    OFFSET_STORED,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+_rdkafka_log = logging.getLogger("cstreams.librdkafka")
+
+PARTITION_EOF = KafkaError._PARTITION_EOF
+
+
+def version():
+    """(confluent-kafka version, librdkafka version) strings."""
+    return _ck.version()[0], _ck.libversion()[0]
+
+
+def _with_logger(conf):
+    conf = dict(conf)
+    conf.setdefault("logger", _rdkafka_log)
+    return conf
+
+
+def make_consumer(conf) -> Consumer:
+    return Consumer(_with_logger(conf))
+
+
+def make_producer(conf) -> Producer:
+    return Producer(_with_logger(conf))
+
+
+def make_admin(conf) -> AdminClient:
+    return AdminClient(_with_logger(conf))
+
+
+def new_topic(name, partitions, config=None) -> NewTopic:
+    return NewTopic(name, num_partitions=int(partitions), replication_factor=-1,
+                    config=dict(config or {}))
+
+
+def error_code(exc):
+    """The KafkaError code inside a KafkaException (or a KafkaError), else None."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    code = getattr(err, "code", None)
+    return code() if callable(code) else None
+
+
+__all__ = [
+    "AdminClient",
+    "ConfigResource",
+    "Consumer",
+    "KafkaError",
+    "KafkaException",
+    "NewTopic",
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
+    "OFFSET_INVALID",
+    "OFFSET_STORED",
+    "PARTITION_EOF",
+    "Producer",
+    "TopicPartition",
+    "error_code",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "new_topic",
+    "version",
+]

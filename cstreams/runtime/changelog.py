@@ -1,0 +1,94 @@
+"""Changelog writers: store flushes to ``<application_id>-<store>-changelog``.
+
+A task's KeyValueStore calls ``writer.send(key_bytes, value_bytes)`` once per flush with its
+dirty keys (None value = tombstone). The writer produces them to the changelog partition equal
+to the task's partition through the changelog producer, which reports every delivery: the
+highest acknowledged offset + 1 per changelog partition is what the checkpoint file records
+(the next offset a restoration has to read).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from cstreams import kafka
+from cstreams.errors import ProductionError
+
+
+class ChangelogProducer:
+    """One producer shared by every changelog writer of an app instance."""
+
+    def __init__(self, producer_conf):
+        conf = dict(producer_conf)
+        conf["on_delivery"] = self._on_delivery
+        self.producer = kafka.make_producer(conf)
+        self._lock = threading.Lock()
+        self.acked = {}
+        self.failures = []
+        self.sent = 0
+
+    def _on_delivery(self, err, msg):
+        if err is not None:
+            with self._lock:
+                self.failures.append((msg.topic(), msg.partition(), err))
+            return
+        tp = (msg.topic(), msg.partition())
+        nxt = msg.offset() + 1
+        if nxt > self.acked.get(tp, -1):
+            self.acked[tp] = nxt
+
+    def send(self, topic, partition, kbs, vbs):
+        produce = self.producer.produce
+        n = len(kbs)
+        i = 0
+        while i < n:
+            try:
+                for i in range(i, n):
+                    produce(topic, vbs[i], kbs[i], partition)
+                i = n
+            except BufferError:
+                self.producer.poll(0.05)
+        self.sent += n
+
+    def poll(self):
+        self.producer.poll(0)
+
+    def flush(self, timeout):
+        left = self.producer.flush(timeout)
+        if left:
+            raise ProductionError(
+                f"{left} changelog records were not acknowledged within {timeout:.0f} s"
+            )
+        with self._lock:
+            failures, self.failures = self.failures, []
+        if failures:
+            topic, partition, err = failures[0]
+            e = ProductionError(
+                f"{len(failures)} changelog record(s) failed delivery; first: topic {topic!r} "
+                f"partition {partition}: {err.str() if hasattr(err, 'str') else err}"
+            )
+            e.topic, e.partition = topic, partition
+            raise e
+
+    def acked_offset(self, topic, partition):
+        return self.acked.get((topic, partition))
+
+    def close(self, timeout=5.0):
+        try:
+            self.producer.flush(timeout)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class ChangelogWriter:
+    """The ``store.changelog`` of one store of one task."""
+
+    __slots__ = ("producer", "topic", "partition")
+
+    def __init__(self, producer, topic, partition):
+        self.producer = producer
+        self.topic = topic
+        self.partition = partition
+
+    def send(self, kbs, vbs):
+        self.producer.send(self.topic, self.partition, kbs, vbs)

@@ -1,0 +1,125 @@
+"""RecordCollector: sink output to the producer, with explicit partitions.
+
+Each record is produced with the partition its sink computed (murmur2 of the key bytes, as
+Java's default partitioner) or -1 for a null key. The producer runs with
+``delivery.report.only.error=true``: confluent-kafka then calls back into Python only for a
+failed delivery, so the per-record cost is the produce() call itself. A failure is remembered
+and makes the next commit fail (ProductionError naming topic, partition and error) unless the
+production error handler says to go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from cstreams import kafka
+from cstreams.errors import ProductionError
+
+log = logging.getLogger("cstreams.collector")
+
+# Dropped failures are counted; only the first few are kept for the error message.
+_KEEP_FAILURES = 100
+
+
+class RecordCollector:
+    def __init__(self, producer_conf, *, production_error_handler=None, metadata_timeout=10.0):
+        conf = dict(producer_conf)
+        conf["on_delivery"] = self._on_delivery
+        self.producer = kafka.make_producer(conf)
+        self._produce = self.producer.produce
+        self._partitions = {}
+        self._metadata_timeout = metadata_timeout
+        self._handler = production_error_handler
+        self._lock = threading.Lock()
+        self.failures = []
+        self.failed = 0
+        self.ignored_failures = 0
+        self.sent = 0
+
+    # --- metadata -------------------------------------------------------------------------
+    def set_partition_counts(self, counts):
+        self._partitions.update(counts)
+
+    def partitions_for(self, topic):
+        n = self._partitions.get(topic)
+        if n is None:
+            md = self.producer.list_topics(topic, timeout=self._metadata_timeout)
+            tm = md.topics.get(topic)
+            if tm is None or tm.error is not None or not tm.partitions:
+                raise ProductionError(
+                    f"cannot produce to topic {topic!r}: it does not exist or has no partitions"
+                    + (f" ({tm.error})" if tm is not None and tm.error is not None else "")
+                )
+            n = self._partitions[topic] = len(tm.partitions)
+        return n
+
+    # --- produce --------------------------------------------------------------------------
+    def send_batch(self, topic, keys, values, timestamps, headers, partitions):
+        n = len(keys)
+        i = 0
+        produce = self._produce
+        while i < n:
+            try:
+                if headers is None:
+                    for i in range(i, n):
+                        produce(topic, values[i], keys[i], partitions[i],
+                                timestamp=timestamps[i])
+                else:
+                    for i in range(i, n):
+                        produce(topic, values[i], keys[i], partitions[i],
+                                timestamp=timestamps[i], headers=headers[i])
+                i = n
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                self.producer.poll(0.05)
+        self.sent += n
+
+    def poll(self):
+        self.producer.poll(0)
+
+    def _on_delivery(self, err, msg):
+        if err is None:
+            return
+        with self._lock:
+            self.failed += 1
+            if len(self.failures) < _KEEP_FAILURES:
+                self.failures.append((msg.topic(), msg.partition(), err))
+
+    # --- commit support -------------------------------------------------------------------
+    def flush(self, timeout):
+        """Wait until every record is acknowledged (or failed); raise on a failure."""
+        left = self.producer.flush(timeout)
+        if left:
+            raise ProductionError(
+                f"{left} produced records were not acknowledged within {timeout:.0f} s"
+            )
+        self.check()
+
+    def check(self):
+        """Raise ProductionError for remembered failures the handler does not ignore."""
+        with self._lock:
+            failures, self.failures = self.failures, []
+            failed, self.failed = self.failed, 0
+        if not failed:
+            return
+        topic, partition, err = failures[0]
+        error = ProductionError(
+            f"{failed} record(s) failed delivery; first: topic {topic!r} partition {partition}: "
+            f"{err.str() if hasattr(err, 'str') else err}"
+        )
+        error.topic, error.partition, error.kafka_error = topic, partition, err
+        handler = self._handler
+        if handler is not None and handler != "fail":
+            go_on = True if handler == "skip" else bool(handler(error))
+            if go_on:
+                self.ignored_failures += failed
+                log.warning("ignoring production failure: %s", error)
+                return
+        raise error
+
+    def close(self, timeout=5.0):
+        try:
+            self.producer.flush(timeout)
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            log.debug("producer flush on close failed", exc_info=True)

@@ -1,0 +1,133 @@
+"""Client settings: what the runtime owns and how user settings reach each client.
+
+``App(config={...})`` takes any librdkafka / confluent-kafka setting. A plain key applies to
+every client the app builds (main consumer, restore consumer, producers, admin client); a key
+prefixed ``consumer.``, ``restore.consumer.``, ``producer.`` or ``admin.`` applies to that
+client only (``restore.consumer.`` wins over ``consumer.`` for the restore consumer).
+
+Settings the runtime owns (a different user value is a ConfigurationError; the same value is
+accepted):
+
+main consumer
+    group.id = application_id, enable.auto.commit = false, enable.auto.offset.store = false,
+    partition.assignment.strategy = range (co-partitioned topics land on one member; the
+    rebalance callbacks use eager assign()), on_assign / on_revoke / on_lost (the task manager)
+restore consumer
+    group.id = <application_id>-restore (never joined: assign() only),
+    enable.auto.commit = false, enable.auto.offset.store = false, enable.partition.eof = true
+    (restoration stops at partition EOF, not at a possibly stale high watermark)
+sink producer
+    delivery.report.only.error = true and on_delivery (the collector: no Python call per
+    acknowledged record, failures remembered)
+changelog producer
+    delivery.report.only.error = false and on_delivery (acknowledged changelog offsets feed the
+    checkpoint files)
+
+Defaults the runtime sets but a user may change: auto.offset.reset = earliest (as Kafka
+Streams), client.id = <application_id>-<client>.
+"""
+
+from __future__ import annotations
+
+from cstreams.errors import ConfigurationError
+
+CLIENTS = ("consumer", "restore.consumer", "producer", "changelog.producer", "admin")
+_PREFIXES = ("restore.consumer.", "changelog.producer.", "consumer.", "producer.", "admin.")
+
+_CALLBACK_KEYS = {"on_assign", "on_revoke", "on_lost", "on_delivery", "on_commit"}
+
+
+def _split(config):
+    """{client: {key: value}} from the user's flat dict."""
+    common, per = {}, {c: {} for c in CLIENTS}
+    for key, value in (config or {}).items():
+        if not isinstance(key, str):
+            raise ConfigurationError(f"config keys must be strings, got {key!r}")
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                per[prefix[:-1]][key[len(prefix):]] = value
+                break
+        else:
+            common[key] = value
+    out = {}
+    for client in CLIENTS:
+        conf = dict(common)
+        if client == "restore.consumer":
+            conf.update(per["consumer"])
+        if client == "changelog.producer":
+            conf.update(per["producer"])
+        conf.update(per[client])
+        out[client] = conf
+    return out
+
+
+def _same(a, b):
+    norm = lambda v: str(v).strip().lower() if isinstance(v, (str, bool)) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _own(client, conf, owned):
+    for key, value in owned.items():
+        if key in conf and not _same(conf[key], value) and key not in _CALLBACK_KEYS:
+            raise ConfigurationError(
+                f"setting {key!r}={conf[key]!r} conflicts with the runtime, which sets it to "
+                f"{value!r} for the {client} (see cstreams.runtime.config)"
+            )
+        if key in _CALLBACK_KEYS and key in conf:
+            raise ConfigurationError(
+                f"setting {key!r} is owned by the runtime (the {client} uses its own callback)"
+            )
+        conf[key] = value
+    return conf
+
+
+def build(application_id, bootstrap_servers, config=None):
+    """Per-client settings for the app: {client name: dict}. Raises ConfigurationError."""
+    if not application_id or not isinstance(application_id, str):
+        raise ConfigurationError(f"application_id must be a non-empty string, got "
+                                 f"{application_id!r}")
+    if not bootstrap_servers:
+        raise ConfigurationError("bootstrap_servers is required")
+    confs = _split(config)
+    for client, conf in confs.items():
+        if "bootstrap.servers" in conf and conf["bootstrap.servers"] != bootstrap_servers:
+            raise ConfigurationError(
+                "pass the broker list as bootstrap_servers=, not in config "
+                f"({conf['bootstrap.servers']!r} != {bootstrap_servers!r})"
+            )
+        conf["bootstrap.servers"] = bootstrap_servers
+        conf.setdefault("client.id", f"{application_id}-{client.replace('.', '-')}")
+    consumer_owned = {
+        "group.id": application_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "partition.assignment.strategy": "range",
+    }
+    confs["consumer"].setdefault("auto.offset.reset", "earliest")
+    _own("consumer", confs["consumer"], consumer_owned)
+    restore_owned = {
+        "group.id": f"{application_id}-restore",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+    }
+    confs["restore.consumer"].setdefault("auto.offset.reset", "earliest")
+    # A consumer-only group setting makes no sense for an assign()-only consumer.
+    for k in ("group.instance.id",):
+        confs["restore.consumer"].pop(k, None)
+    _own("restore consumer", confs["restore.consumer"], restore_owned)
+    _own("producer", confs["producer"], {"delivery.report.only.error": True})
+    _own("changelog producer", confs["changelog.producer"],
+         {"delivery.report.only.error": False})
+    for client in ("producer", "changelog.producer", "admin"):
+        for k in ("group.id", "auto.offset.reset", "session.timeout.ms", "max.poll.interval.ms",
+                  "heartbeat.interval.ms", "enable.partition.eof", "fetch.wait.max.ms",
+                  "isolation.level", "fetch.min.bytes"):
+            if k not in consumer_owned:
+                confs[client].pop(k, None)
+    for k in ("linger.ms", "batch.size", "batch.num.messages", "acks", "compression.type",
+              "queue.buffering.max.messages", "queue.buffering.max.kbytes",
+              "message.timeout.ms", "enable.idempotence"):
+        for client in ("consumer", "restore.consumer", "admin"):
+            confs[client].pop(k, None)
+    return confs

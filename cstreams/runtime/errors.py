@@ -1,0 +1,25 @@
+"""Runtime errors that errors.py does not (yet) define; all are CStreamsError subclasses."""
+
+from __future__ import annotations
+
+from cstreams.errors import CStreamsError
+
+
+class BrokerUnavailableError(CStreamsError):
+    """The bootstrap servers could not be reached (or answered) within the time allowed."""
+
+
+class MissingTopicsError(CStreamsError):
+    """Source (or sink, or dead-letter) topics the topology needs do not exist."""
+
+
+class CopartitioningError(CStreamsError):
+    """Sources of one sub-topology read topics with different partition counts."""
+
+
+class CommitError(CStreamsError):
+    """The consumer offsets could not be committed."""
+
+
+class RestoreError(CStreamsError):
+    """A store could not be restored from its changelog."""

@@ -1,0 +1,90 @@
+"""Counters of a running app: a snapshot dict and the periodic progress line."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+from cstreams import kafka
+
+log = logging.getLogger("cstreams.progress")
+
+
+class Metrics:
+    def __init__(self, application_id, progress_interval_s):
+        self.application_id = application_id
+        self.progress_interval_s = progress_interval_s
+        self.records_in = 0
+        self.batches_in = 0
+        self.started = time.monotonic()
+        self._last = (self.started, 0, 0)
+        self._next_progress = self.started + progress_interval_s if progress_interval_s else None
+        self.snapshot_cache = {}
+
+    def maybe_report(self, now, thread):
+        if self._next_progress is None or now < self._next_progress:
+            return
+        self._next_progress = now + self.progress_interval_s
+        t0, in0, out0 = self._last
+        out = thread.collector.sent
+        secs = max(now - t0, 1e-6)
+        self._last = (now, self.records_in, out)
+        lag = self.lag(thread)
+        log.info(
+            "%s: in %.0f records/s, out %.0f records/s, lag %s, tasks %d running / %d, "
+            "commits %d (last %.1f ms), restored %d",
+            self.application_id, (self.records_in - in0) / secs, (out - out0) / secs,
+            "?" if lag is None else lag, len(thread.tasks.running()), len(thread.tasks.tasks),
+            thread.committer.commits, thread.committer.last_latency_ms,
+            thread.restorer.records_restored,
+        )
+
+    @staticmethod
+    def lag(thread):
+        """Sum over assigned partitions of (cached high watermark - next offset), or None."""
+        total = 0
+        try:
+            for (topic, partition), pos in list(thread.tasks.consumed.items()):
+                _, high = thread.consumer.get_watermark_offsets(
+                    kafka.TopicPartition(topic, partition), cached=True)
+                if high is not None and high >= 0:
+                    total += max(high - pos, 0)
+        except Exception:  # noqa: BLE001 - best effort
+            return None
+        return total
+
+    def snapshot(self, thread):
+        for _ in range(5):  # the loop thread may change the dicts while we copy them
+            try:
+                return self._snapshot(thread)
+            except RuntimeError:
+                time.sleep(0.001)
+        return self._snapshot(thread)
+
+    def _snapshot(self, thread):
+        tasks = {}
+        for tid, m in list(thread.tasks.closed_task_metrics.items()):
+            tasks[tid] = dict(m, state="closed")
+        for mt in list(thread.tasks.tasks.values()):
+            m = collections.Counter(thread.tasks.closed_task_metrics.get(mt.task_id, {}))
+            m.update(mt.task.metrics)
+            tasks[mt.task_id] = dict(m, state=mt.state)
+        c = thread.committer
+        return {
+            "application_id": self.application_id,
+            "uptime_s": time.monotonic() - self.started,
+            "records_in": self.records_in,
+            "batches_in": self.batches_in,
+            "records_out": thread.collector.sent,
+            "changelog_records_out": thread.changelog_producer.sent,
+            "records_restored": thread.restorer.records_restored,
+            "records_skipped": sum(t.get("records_skipped", 0) for t in tasks.values()),
+            "records_dead_lettered": sum(t.get("records_dead_lettered", 0)
+                                         for t in tasks.values()),
+            "production_failures_ignored": thread.collector.ignored_failures,
+            "commits": c.commits,
+            "commit_latency_ms_last": c.last_latency_ms,
+            "commit_latency_ms_avg": c.total_latency_ms / c.commits if c.commits else 0.0,
+            "tasks": tasks,
+        }

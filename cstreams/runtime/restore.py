@@ -1,0 +1,173 @@
+"""Changelog restoration: a separate assign()-only consumer reads each changelog partition of
+a new task from its checkpointed offset (or the beginning) to partition EOF and applies the
+records to the store backend with ``store.restore_batch``, in batches.
+
+It stops on partition EOF (``enable.partition.eof=true``), never at the high watermark alone:
+a watermark can be stale (and some brokers under-report it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from cstreams import kafka
+from cstreams.runtime.errors import RestoreError
+
+log = logging.getLogger("cstreams.restore")
+
+PROGRESS_INTERVAL_S = 5.0
+
+
+class _Pending:
+    __slots__ = ("task", "store", "topic", "partition", "start", "records", "position")
+
+    def __init__(self, task, store, topic, partition, start):
+        self.task = task
+        self.store = store
+        self.topic = topic
+        self.partition = partition
+        self.start = start
+        self.records = 0
+        self.position = start
+
+
+class StoreRestorer:
+    def __init__(self, consumer_conf, *, max_records=10_000):
+        self._conf = consumer_conf
+        self._consumer = None
+        self.max_records = max_records
+        self._pending = {}          # (topic, partition) -> _Pending
+        self._by_task = {}          # task_id -> {(topic, partition)}
+        self._started = {}          # task_id -> monotonic start
+        self._counts = {}           # task_id -> records restored
+        self._offsets = {}          # task_id -> {(topic, partition): end offset}
+        self._last_progress = time.monotonic()
+        self.records_restored = 0
+
+    @property
+    def consumer(self):
+        if self._consumer is None:
+            self._consumer = kafka.make_consumer(self._conf)
+        return self._consumer
+
+    @property
+    def active(self):
+        return bool(self._pending)
+
+    def restoring(self, task_id):
+        return task_id in self._by_task
+
+    def add(self, task, plan):
+        """Start restoring ``task``: plan = [(store, changelog topic, partition, offset or
+        None for the beginning)]. Returns True when there is nothing to restore."""
+        if not plan:
+            return True
+        tps = []
+        keys = set()
+        for store, topic, partition, offset in plan:
+            start = kafka.OFFSET_BEGINNING if offset is None else offset
+            self._pending[(topic, partition)] = _Pending(task, store, topic, partition, start)
+            keys.add((topic, partition))
+            tps.append(kafka.TopicPartition(topic, partition, start))
+        self._by_task[task.task_id] = keys
+        self._started[task.task_id] = time.monotonic()
+        self._counts[task.task_id] = 0
+        self.consumer.incremental_assign(tps)
+        log.info("task %s: restoring %s", task.task_id,
+                 ", ".join(f"{t}-{p} from {'beginning' if o is None else o}"
+                           for _, t, p, o in plan))
+        return False
+
+    def remove(self, task_id):
+        """Stop restoring a task (revoked before it finished)."""
+        keys = self._by_task.pop(task_id, set())
+        self._started.pop(task_id, None)
+        self._counts.pop(task_id, None)
+        self._offsets.pop(task_id, None)
+        tps = []
+        for k in keys:
+            if self._pending.pop(k, None) is not None:
+                tps.append(kafka.TopicPartition(k[0], k[1]))
+        if tps:
+            self.consumer.incremental_unassign(tps)
+
+    def step(self, timeout):
+        """Consume and apply one batch of changelog records. Returns [(task, {(topic,
+        partition): next offset})] for tasks whose every changelog reached its end."""
+        if not self._pending:
+            return []
+        msgs = self.consumer.consume(num_messages=self.max_records, timeout=timeout)
+        cols = {}
+        eofs = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == kafka.PARTITION_EOF:
+                    eofs.append(((m.topic(), m.partition()), m.offset()))
+                    # Apply what came before the EOF now, so the order is kept.
+                    self._apply(cols.pop((m.topic(), m.partition()), None),
+                                (m.topic(), m.partition()))
+                    continue
+                if err.fatal() or not err.retriable():
+                    raise RestoreError(f"restoring from changelog {m.topic()}-{m.partition()} "
+                                       f"failed: {err.str()}")
+                log.warning("restore consumer: %s", err.str())
+                continue
+            tp = (m.topic(), m.partition())
+            c = cols.get(tp)
+            if c is None:
+                c = cols[tp] = ([], [], [0])
+            c[0].append(m.key())
+            c[1].append(m.value())
+            c[2][0] = m.offset() + 1
+        for tp, c in cols.items():
+            self._apply(c, tp)
+        done = []
+        for tp, end in eofs:
+            p = self._pending.pop(tp, None)
+            if p is None:
+                continue
+            if end >= 0:
+                p.position = end
+            self.consumer.incremental_unassign([kafka.TopicPartition(tp[0], tp[1])])
+            tid = p.task.task_id
+            keys = self._by_task.get(tid)
+            keys.discard(tp)
+            self._offsets.setdefault(tid, {})[tp] = p.position
+            if not keys:
+                del self._by_task[tid]
+                secs = max(time.monotonic() - self._started.pop(tid), 1e-6)
+                n = self._counts.pop(tid)
+                log.info("task %s: restored %d records in %.2f s (%.0f records/s)",
+                         tid, n, secs, n / secs)
+                done.append((p.task, self._offsets.pop(tid)))
+        now = time.monotonic()
+        if self._by_task and now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            for tid in self._by_task:
+                secs = max(now - self._started[tid], 1e-6)
+                log.info("task %s: restoring, %d records so far (%.0f records/s)", tid,
+                         self._counts[tid], self._counts[tid] / secs)
+        return done
+
+    def _apply(self, c, tp):
+        if not c:
+            return
+        p = self._pending.get(tp)
+        if p is None:
+            return
+        kbs, vbs, nxt = c
+        p.store.restore_batch(kbs, vbs)
+        p.position = nxt[0]
+        p.records += len(kbs)
+        self._counts[p.task.task_id] = self._counts.get(p.task.task_id, 0) + len(kbs)
+        self.records_restored += len(kbs)
+
+    def close(self):
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # noqa: BLE001
+                log.debug("restore consumer close failed", exc_info=True)
+            self._consumer = None

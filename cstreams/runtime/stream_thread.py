@@ -1,0 +1,182 @@
+"""StreamThread: the poll loop of one app instance.
+
+    consume(max_poll_records) -> group by partition (one RecordBatch each, offset order)
+    -> the partition's task processes the whole batch -> wall-clock punctuation
+    -> commit on the interval (or when a processor asked)
+
+Every consumed batch is processed at once, so the loop buffers no records and needs no
+pause/resume for back-pressure; partitions are paused only while their task restores its
+stores, and resumed when it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from cstreams import kafka
+from cstreams._impl import grouping
+from cstreams.errors import CStreamsError
+from cstreams.runtime import topics
+from cstreams.runtime.changelog import ChangelogProducer
+from cstreams.runtime.collector import RecordCollector
+from cstreams.runtime.commit import Committer
+from cstreams.runtime.metrics import Metrics
+from cstreams.runtime.restore import StoreRestorer
+from cstreams.runtime.task_manager import TaskManager
+
+log = logging.getLogger("cstreams")
+
+
+class StreamThread:
+    def __init__(self, app):
+        self.app = app
+        self.stop_event = threading.Event()
+        self.started_event = threading.Event()
+        self.error = None
+        self.consumer = None
+        self.collector = None
+        self.changelog_producer = None
+        self.restorer = None
+        self.tasks = None
+        self.committer = None
+        self.metrics = Metrics(app.application_id, app.progress_interval_ms / 1000.0)
+        self._group_messages = grouping.group_messages
+
+    # --- startup --------------------------------------------------------------------------
+    def _startup(self):
+        app = self.app
+        confs = app.client_configs
+        admin = kafka.make_admin(confs["admin"])
+        md = topics.fetch_metadata(admin, app.bootstrap_servers, app.metadata_timeout_s)
+        counts = topics.source_partitions(app.topology, md)
+        out_topics = set(app.topology.sink_topics())
+        dlq = getattr(app.error_handler_obj, "topic", None)
+        if dlq:
+            out_topics.add(dlq)
+        out_counts = topics.check_output_topics(sorted(out_topics), md)
+        specs = topics.changelog_specs(app.topology, app.application_id, counts)
+        topics.ensure_changelogs(admin, specs, md,
+                                 replication_factor=app.changelog_replication_factor,
+                                 timeout=app.metadata_timeout_s)
+        self.collector = RecordCollector(confs["producer"],
+                                         production_error_handler=app.production_error_handler)
+        self.collector.set_partition_counts(out_counts)
+        self.changelog_producer = ChangelogProducer(confs["changelog.producer"])
+        self.restorer = StoreRestorer(confs["restore.consumer"])
+        self.tasks = TaskManager(
+            app.topology, app.application_id, state_dir=app.state_dir,
+            error_handler=app.error_handler, collector=self.collector,
+            changelog_producer=self.changelog_producer, restorer=self.restorer,
+        )
+        self.consumer = kafka.make_consumer(confs["consumer"])
+        self.tasks.consumer = self.consumer
+        self.committer = Committer(self.consumer, self.tasks, self.collector,
+                                   self.changelog_producer, flush_timeout=app.flush_timeout_s)
+        self.tasks.commit = self.committer.commit
+        subscription = list(app.topology.source_topics())
+        for sub in app.topology.subtopologies:
+            subscription += ["^" + p.pattern for p in sub.patterns]
+        self.consumer.subscribe(subscription, on_assign=self.tasks.on_assign,
+                                on_revoke=self.tasks.on_revoke, on_lost=self.tasks.on_lost)
+        log.info("%s: started (%s), subscribed to %s, state in %s", app.application_id,
+                 app.processing_guarantee, ", ".join(subscription), app.state_dir)
+
+    # --- loop -----------------------------------------------------------------------------
+    def run(self):
+        try:
+            try:
+                self._startup()
+            finally:
+                self.started_event.set()
+            self._loop()
+        except BaseException as e:  # noqa: BLE001 - surfaced by App.run()/close()
+            self.error = e
+            if self.tasks is not None:
+                self.tasks.failed = True
+            if isinstance(e, CStreamsError):
+                log.error("%s: stopping on error: %s", self.app.application_id, e)
+            else:
+                log.exception("%s: stopping on an unexpected error", self.app.application_id)
+        self._shutdown(clean=self.error is None)
+
+    def _loop(self):
+        app = self.app
+        consume = self.consumer.consume
+        max_records = app.max_poll_records
+        poll_timeout = app.poll_timeout_ms / 1000.0
+        commit_interval = app.commit_interval_ms / 1000.0
+        next_commit = time.monotonic() + commit_interval
+        tasks = self.tasks
+        metrics = self.metrics
+        while not self.stop_event.is_set():
+            restoring = self.restorer.active
+            if restoring:
+                for task, offsets in self.restorer.step(timeout=0.05):
+                    tasks.restored(task, offsets)
+            msgs = consume(num_messages=max_records, timeout=0 if restoring else poll_timeout)
+            if msgs:
+                batches, errors = self._group_messages(msgs)
+                if errors:
+                    self._consumer_errors(errors)
+                for batch in batches:
+                    metrics.records_in += tasks.process(batch)
+                    metrics.batches_in += 1
+            self.collector.poll()
+            self.changelog_producer.poll()
+            now_ms = int(time.time() * 1000)
+            for mt in tasks.running():
+                mt.task.punctuate_wall_clock(now_ms)
+            now = time.monotonic()
+            if now >= next_commit or tasks.commit_requested():
+                self.committer.commit("interval")
+                next_commit = time.monotonic() + commit_interval
+            metrics.maybe_report(now, self)
+
+    def _consumer_errors(self, errors):
+        for m in errors:
+            err = m.error()
+            if err.code() == kafka.PARTITION_EOF:
+                continue
+            if err.fatal() or err.code() in (kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                             kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED):
+                raise CStreamsError(f"consumer error on {m.topic()}-{m.partition()}: "
+                                    f"{err.str()}")
+            log.warning("consumer: %s", err.str())
+
+    # --- shutdown -------------------------------------------------------------------------
+    def _shutdown(self, clean):
+        """Clean: commit, then leave the group (its revocation closes the tasks). Unclean:
+        close tasks and clients without committing anything."""
+        if clean and self.tasks is not None:
+            try:
+                self.committer.commit("close")
+            except BaseException as e:  # noqa: BLE001
+                log.error("%s: final commit failed: %s", self.app.application_id, e)
+                self.error = e
+                self.tasks.failed = True
+        if self.tasks is not None and not clean:
+            self.tasks.failed = True
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except Exception as e:  # noqa: BLE001
+                # The revocation commit runs inside close(): surface its failure.
+                if self.error is None:
+                    self.error = e
+                log.warning("consumer close: %s", e)
+        if self.tasks is not None:
+            self.tasks.close_all(clean=self.error is None)
+        for client in (self.restorer, self.collector, self.changelog_producer):
+            if client is not None:
+                try:
+                    client.close() if client is self.restorer else client.close(
+                        5.0 if self.error is None else 0)
+                except Exception:  # noqa: BLE001
+                    log.debug("client close failed", exc_info=True)
+        log.info("%s: stopped%s", self.app.application_id,
+                 "" if self.error is None else f" with error: {self.error}")
+
+    def stop(self):
+        self.stop_event.set()

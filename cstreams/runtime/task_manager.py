@@ -1,0 +1,263 @@
+"""TaskManager: consumer-group assignment -> tasks (one per sub-topology x partition),
+restoration before init, revocation -> commit and close.
+
+A new task's partitions stay paused while its stores restore; they resume once every changelog
+partition of the task reached its end and the processors ran init().
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+
+from cstreams import kafka
+from cstreams.errors import CStreamsError, StoreError
+from cstreams.runtime.changelog import ChangelogWriter
+from cstreams.state.checkpoint import TaskDirectoryLock, read_checkpoint, write_checkpoint
+from cstreams.task import Task
+
+log = logging.getLogger("cstreams.tasks")
+
+RESTORING = "restoring"
+RUNNING = "running"
+
+
+class ManagedTask:
+    """A task with what the runtime keeps beside it."""
+
+    __slots__ = ("task", "state", "partitions", "lock", "changelogs", "positions",
+                 "checkpointed")
+
+    def __init__(self, task):
+        self.task = task
+        self.state = RESTORING
+        self.partitions = set()     # source (topic, partition)s assigned to it
+        self.lock = None
+        self.changelogs = {}        # (topic, partition) -> store name, logged stores
+        self.positions = {}         # (topic, partition) -> next changelog offset in the stores
+        self.checkpointed = False   # the task has persistent logged stores
+
+    @property
+    def task_id(self):
+        return self.task.task_id
+
+
+class TaskManager:
+    def __init__(self, topology, application_id, *, state_dir, error_handler, collector,
+                 changelog_producer, restorer):
+        self.topology = topology
+        self.application_id = application_id
+        self.state_dir = state_dir
+        self.error_handler = error_handler
+        self.collector = collector
+        self.changelog_producer = changelog_producer
+        self.restorer = restorer
+        self.consumer = None
+        self.tasks = {}             # (sub id, partition) -> ManagedTask
+        self.by_partition = {}      # source (topic, partition) -> ManagedTask
+        self.consumed = {}          # source (topic, partition) -> next offset to commit
+        self.committed = {}         # source (topic, partition) -> last committed offset
+        self.commit = None          # set by the stream thread: commit(reason) callable
+        self.failed = False         # no commit may happen any more (a record failed)
+        self.closed_task_metrics = {}
+
+    # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
+    def on_assign(self, consumer, partitions):
+        consumer.assign(partitions)
+        paused = []
+        for tp in partitions:
+            mt = self._task_for(tp.topic, tp.partition)
+            mt.partitions.add((tp.topic, tp.partition))
+            self.by_partition[(tp.topic, tp.partition)] = mt
+            if mt.state == RESTORING:
+                paused.append(kafka.TopicPartition(tp.topic, tp.partition))
+        if paused:
+            consumer.pause(paused)
+        log.info("assigned %d partition(s): %d task(s) (%s)", len(partitions), len(self.tasks),
+                 ", ".join(sorted(mt.task_id for mt in self.tasks.values())) or "none")
+
+    def on_revoke(self, consumer, partitions):
+        if not partitions:
+            return
+        if not self.failed and self.commit is not None:
+            self.commit("revocation")
+        self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=True)
+
+    def on_lost(self, consumer, partitions):
+        log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
+                    "without a commit", len(partitions))
+        self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)
+
+    # --- task lifecycle -------------------------------------------------------------------
+    def _task_for(self, topic, partition):
+        sub = self.topology.subtopology_for_topic(topic)
+        if sub is None:
+            raise CStreamsError(f"assigned topic {topic!r} is not read by the topology")
+        key = (sub.id, partition)
+        mt = self.tasks.get(key)
+        if mt is None:
+            mt = self.tasks[key] = self._create(sub, partition)
+        return mt
+
+    def _create(self, sub, partition):
+        task = Task(self.topology, sub, partition, self.collector,
+                    application_id=self.application_id, state_dir=self.state_dir,
+                    error_handler=self.error_handler)
+        mt = ManagedTask(task)
+        checkpoint = {}
+        if sub.stores and task.directory is not None:
+            mt.lock = TaskDirectoryLock(task.directory)
+            checkpoint = read_checkpoint(task.directory)
+        plan = self._plan(mt, checkpoint)
+        try:
+            task.open_stores()
+        except StoreError as e:
+            log.warning("task %s: local state unusable (%s); wiping it and restoring from "
+                        "the changelog", task.task_id, e)
+            self._close_stores(task)
+            plan = self._plan(mt, None)
+            task.open_stores()
+        restore = []
+        for name, tp, offset in plan:
+            store = task.stores[name]
+            store.changelog = ChangelogWriter(self.changelog_producer, tp[0], tp[1])
+            restore.append((store, tp[0], tp[1], offset))
+        if self.restorer.add(task, restore):
+            self._start(mt, {})
+        return mt
+
+    def _plan(self, mt, checkpoint):
+        """[(store name, changelog (topic, partition), start offset or None)]; wipes the
+        directory of a persistent store whose local state cannot be trusted."""
+        task = mt.task
+        plan = []
+        for name in task.sub.stores:
+            spec = self.topology.store_spec(name)
+            store_dir = (None if task.directory is None
+                         else os.path.join(task.directory, name))
+            if not spec.logging:
+                continue
+            tp = (spec.changelog_topic(self.application_id), task.partition)
+            mt.changelogs[tp] = name
+            offset = None
+            if spec.persistent:
+                mt.checkpointed = True
+                if checkpoint and tp in checkpoint and os.path.isdir(store_dir):
+                    offset = checkpoint[tp]
+                elif store_dir is not None and os.path.exists(store_dir):
+                    log.info("task %s: store %r has no checkpoint: wiping %s and restoring "
+                             "from the beginning of %s-%d", task.task_id, name, store_dir,
+                             tp[0], tp[1])
+                    shutil.rmtree(store_dir)
+            plan.append((name, tp, offset))
+        return plan
+
+    def restored(self, task, offsets):
+        """The restorer finished ``task``: init its processors and resume its partitions."""
+        for mt in self.tasks.values():
+            if mt.task is task:
+                self._start(mt, offsets)
+                return
+
+    def _start(self, mt, offsets):
+        mt.positions.update(offsets)
+        mt.task.init()
+        mt.state = RUNNING
+        if mt.partitions and self.consumer is not None:
+            self.consumer.resume([kafka.TopicPartition(t, p) for t, p in mt.partitions])
+        log.info("task %s: running", mt.task_id)
+
+    def _close_partitions(self, tps, clean):
+        closing = []
+        for tp in tps:
+            mt = self.by_partition.pop(tp, None)
+            self.consumed.pop(tp, None)
+            self.committed.pop(tp, None)
+            if mt is not None:
+                mt.partitions.discard(tp)
+                if not mt.partitions and mt not in closing:
+                    closing.append(mt)
+        for mt in closing:
+            self.close_task(mt, clean)
+
+    def close_task(self, mt, clean):
+        key = (mt.task.sub.id, mt.task.partition)
+        self.tasks.pop(key, None)
+        for tp in list(mt.partitions):
+            self.by_partition.pop(tp, None)
+        self.restorer.remove(mt.task_id)
+        running = mt.state == RUNNING
+        self.closed_task_metrics.setdefault(mt.task_id, collections.Counter()).update(
+            mt.task.metrics)
+        try:
+            if running:
+                mt.task.close()
+            else:
+                self._close_stores(mt.task)
+        finally:
+            if mt.lock is not None:
+                mt.lock.close()
+        log.info("task %s: closed%s", mt.task_id, "" if clean else " (unclean)")
+
+    @staticmethod
+    def _close_stores(task):
+        for store in list(task.stores.values()):
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001
+                log.debug("store close failed", exc_info=True)
+        task.stores = {}
+
+    def close_all(self, clean):
+        for mt in list(self.tasks.values()):
+            try:
+                self.close_task(mt, clean)
+            except Exception:  # noqa: BLE001 - every task must get its close
+                log.exception("closing task %s failed", mt.task_id)
+        self.by_partition.clear()
+
+    # --- processing -----------------------------------------------------------------------
+    def process(self, batch):
+        tp = (batch.topic, batch.partition)
+        mt = self.by_partition.get(tp)
+        if mt is None or mt.state != RUNNING:
+            # Fetched before the pause took effect (or after a revocation): read it again
+            # once the task runs.
+            if mt is not None and self.consumer is not None:
+                self.consumer.seek(kafka.TopicPartition(batch.topic, batch.partition,
+                                                        batch.offsets[0]))
+            return 0
+        mt.task.process(batch)
+        self.consumed[tp] = batch.offsets[-1] + 1
+        return len(batch.offsets)
+
+    def running(self):
+        return [mt for mt in self.tasks.values() if mt.state == RUNNING]
+
+    def commit_requested(self):
+        return any(mt.task.commit_requested for mt in self.tasks.values())
+
+    # --- commit support -------------------------------------------------------------------
+    def pending_offsets(self):
+        return {tp: o for tp, o in self.consumed.items() if self.committed.get(tp) != o}
+
+    def write_checkpoints(self):
+        acked = self.changelog_producer.acked_offset
+        for mt in self.running():
+            if not mt.checkpointed or mt.task.directory is None:
+                continue
+            offsets = {}
+            for tp, name in mt.changelogs.items():
+                if not self.topology.store_spec(name).persistent:
+                    continue
+                pos = mt.positions.get(tp)
+                a = acked(*tp)
+                if a is not None and (pos is None or a > pos):
+                    pos = a
+                if pos is not None:
+                    mt.positions[tp] = pos
+                    offsets[tp] = pos
+            if offsets:
+                write_checkpoint(mt.task.directory, offsets)

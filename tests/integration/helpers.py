@@ -1,0 +1,133 @@
+"""Helpers for the App integration tests: produce input, read output, read committed offsets.
+
+These use confluent-kafka directly (the tests check the runtime against the broker, not
+against itself).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+FAST_GROUP = {
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 500,
+    "max.poll.interval.ms": 10000,
+    "topic.metadata.refresh.interval.ms": 2000,
+}
+
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def app_config(**extra):
+    conf = dict(FAST_GROUP)
+    conf.update(extra)
+    return conf
+
+
+def produce(bootstrap, topic, records, partition=None, flush=True):
+    """records: iterable of (key bytes|None, value bytes|None); explicit partition or the
+    murmur2 partitioner."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                  "partitioner": "murmur2_random"})
+    for k, v in records:
+        if partition is None:
+            p.produce(topic, v, k)
+        else:
+            p.produce(topic, v, k, partition)
+    if flush:
+        assert p.flush(30) == 0
+    return p
+
+
+def consume_all(bootstrap, topic, *, until=None, timeout=60.0, idle=None):
+    """Every record of ``topic`` from the beginning, as (partition, offset, key, value,
+    headers) sorted by (partition, offset). Reads until ``until(records)`` is true, or until
+    ``idle`` seconds without a record once at least one arrived, or the timeout."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  **FAST_GROUP})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, 0.2)
+            for m in msgs:
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        raise AssertionError(m.error())
+                    continue
+                out.append((m.partition(), m.offset(), m.key(), m.value(), m.headers()))
+                last = time.monotonic()
+            if until is not None and until(out):
+                break
+            if idle is not None and out and time.monotonic() - last > idle:
+                break
+    finally:
+        c.close()
+    out.sort(key=lambda r: (r[0], r[1]))
+    return out
+
+
+def committed(bootstrap, group, topic, partitions):
+    """{partition: committed offset (or -1001 when none)} of ``group`` on ``topic``."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def int64(b):
+    return struct.unpack(">q", b)[0]
+
+
+def word_counts(lines):
+    counts = {}
+    for line in lines:
+        for w in WORD.findall(line.lower()):
+            counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+def latest_counts(records):
+    """Highest count seen per word in wordcount output records."""
+    out = {}
+    for _p, _o, k, v, _h in records:
+        w, c = k.decode(), int64(v)
+        if c > out.get(w, 0):
+            out[w] = c
+    return out
+
+
+def wait_for(pred, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sample_lines(n, seed=7, vocabulary=40):
+    import random
+
+    rnd = random.Random(seed)
+    words = [f"w{i:02d}" for i in range(vocabulary)]
+    return [" ".join(rnd.choice(words) for _ in range(rnd.randint(1, 8))) for _ in range(n)]
+
+
+def env_for_subprocess():
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
