@@ -34,7 +34,7 @@ from cstreams.errors import ConfigurationError
 CLIENTS = ("consumer", "restore.consumer", "producer", "changelog.producer", "admin")
 _PREFIXES = ("restore.consumer.", "changelog.producer.", "consumer.", "producer.", "admin.")
 
-_CALLBACK_KEYS = {"on_assign", "on_revoke", "on_lost", "on_delivery", "on_commit"}
+_CALLBACK_KEYS = {"on_assign", "on_revoke", "on_lost", "on_delivery"}
 
 
 def _split(config):
@@ -68,14 +68,10 @@ def _same(a, b):
 
 def _own(client, conf, owned):
     for key, value in owned.items():
-        if key in conf and not _same(conf[key], value) and key not in _CALLBACK_KEYS:
+        if key in conf and not _same(conf[key], value):
             raise ConfigurationError(
                 f"setting {key!r}={conf[key]!r} conflicts with the runtime, which sets it to "
                 f"{value!r} for the {client} (see cstreams.runtime.config)"
-            )
-        if key in _CALLBACK_KEYS and key in conf:
-            raise ConfigurationError(
-                f"setting {key!r} is owned by the runtime (the {client} uses its own callback)"
             )
         conf[key] = value
     return conf
@@ -89,6 +85,10 @@ def build(application_id, bootstrap_servers, config=None):
     if not bootstrap_servers:
         raise ConfigurationError("bootstrap_servers is required")
     confs = _split(config)
+    for client, conf in confs.items():
+        for key in _CALLBACK_KEYS & set(conf):
+            raise ConfigurationError(
+                f"setting {key!r} is owned by the runtime (it installs its own callbacks)")
     for client, conf in confs.items():
         if "bootstrap.servers" in conf and conf["bootstrap.servers"] != bootstrap_servers:
             raise ConfigurationError(
