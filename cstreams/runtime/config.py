@@ -105,8 +105,10 @@ def build(application_id, bootstrap_servers, config=None):
     }
     confs["consumer"].setdefault("auto.offset.reset", "earliest")
     _own("consumer", confs["consumer"], consumer_owned)
+    # The restore consumer never joins a group; a group.id (checked on the main consumer)
+    # only has to be set.
+    confs["restore.consumer"]["group.id"] = f"{application_id}-restore"
     restore_owned = {
-        "group.id": f"{application_id}-restore",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
