@@ -186,9 +186,9 @@ def verify(variant: str, records: dict[int, list], info: InputInfo) -> list[str]
 
 
 def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: InputInfo,
-                workdir: Path, args: argparse.Namespace) -> dict:
+                workdir: Path, args: argparse.Namespace, profile_run: bool = False) -> dict:
     script, extra = VARIANTS[variant]
-    name = f"{variant}-{rep}"
+    name = f"{variant}-{'profile' if profile_run else rep}"
     group = f"w1-{name}-{uuid.uuid4().hex[:6]}"
     output = f"w1-out-{name}"
     topics = [(output, PARTITIONS)]
@@ -204,6 +204,11 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
         "--commit-interval-ms", str(args.commit_interval_ms),
         "--timeout", str(args.timeout), *extra,
     ]
+    profile = None
+    if profile_run:
+        profile = workdir / f"{name}.speedscope.json"
+        cmd = ["py-spy", "record", "--native", "--rate", str(args.profile_rate),
+               "--format", "speedscope", "-o", str(profile), "--", *cmd]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -224,6 +229,9 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
         tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-15:])
         return {"variant": variant, "rep": rep, "error": f"exit {rc}; stderr tail:\n{tail}"}
     result["rep"] = rep
+    if profile is not None:
+        result["profile"] = str(profile)
+        result["profiled"] = True
     if result.get("unavailable"):
         return result
     recs = read_topic(bootstrap, output, info.records, read_committed=variant.endswith("eos"))
@@ -290,8 +298,14 @@ def main() -> int:
                    help="where the broker log, worker outputs and state go (default: a new "
                         "temp dir, kept)")
     p.add_argument("--json", default=None, help="also write every result to this file")
+    p.add_argument("--profile", default="",
+                   help="comma-separated variants to run once more, after the repeats, under "
+                        "`py-spy record --native` (speedscope file in the workdir, hot spots "
+                        "printed; timings distorted by the sampling, left out of the table)")
+    p.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
     args = p.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.profile = {v.strip() for v in args.profile.split(",") if v.strip()}
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
@@ -317,6 +331,12 @@ def main() -> int:
                 r = run_variant(v, rep, bootstrap, input_topic, info, workdir, args)
                 results.append(r)
                 print(_describe(r), flush=True)
+        for v in variants:
+            if v in args.profile:
+                r = run_variant(v, args.repeat, bootstrap, input_topic, info, workdir, args,
+                                profile_run=True)
+                results.append(r)
+                print(_describe(r) + "  (under py-spy: not in the table)", flush=True)
     finally:
         broker.stop()
         shutil.rmtree(workdir / "state", ignore_errors=True)
@@ -328,7 +348,14 @@ def main() -> int:
           f"commit interval {args.commit_interval_ms} ms, {args.repeat} repeat(s): "
           f"median [min-max]; CPU = user+sys of the worker process, first output to last "
           f"acknowledged output")
-    print(table(results, variants, args.records))
+    print(table([r for r in results if not r.get("profiled")], variants, args.records))
+    for r in results:
+        if r.get("profile") and Path(r["profile"]).exists():
+            sys.path.insert(0, str(WORKERS))
+            from hotspots import summarize
+
+            print(f"\npy-spy profile of {r['variant']} (rep {r['rep']}): {r['profile']}")
+            print(summarize(r["profile"]))
     return 0 if all(_ok(r) or r.get("unavailable") for r in results) else 1
 
 
