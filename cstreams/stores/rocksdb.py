@@ -30,6 +30,7 @@ import rocksdict
 from cstreams.errors import ConfigurationError, StoreError
 
 _ESTIMATE_NUM_KEYS = "rocksdb.estimate-num-keys"
+_MULTI_GET_CHUNK = 256
 
 # Kafka Streams' defaults (RocksDBStore): 16 MiB write buffers, 3 of them.
 DEFAULT_OPTIONS = {
@@ -129,13 +130,20 @@ class RocksDBBackend:
         return self._db.get(kb)
 
     def get_batch(self, kbs):
-        """One RocksDB MultiGet (rocksdict's get() with a list: batched_multi_get_cf)."""
-        if not kbs:
+        """RocksDB MultiGet (rocksdict's get() with a list: batched_multi_get_cf), in chunks
+        of _MULTI_GET_CHUNK keys: one MultiGet of 100,000 random keys was measured ~2x slower
+        per key than a loop of gets, chunks of 256 ~1.2-1.5x faster than the loop."""
+        n = len(kbs)
+        if n == 0:
             return []
-        if type(kbs) is not list:
-            kbs = list(kbs)
+        get = self._db.get
         try:
-            return self._db.get(kbs)
+            if n <= _MULTI_GET_CHUNK:
+                return get(kbs if type(kbs) is list else list(kbs))
+            out = []
+            for i in range(0, n, _MULTI_GET_CHUNK):
+                out += get(list(kbs[i:i + _MULTI_GET_CHUNK]))
+            return out
         except StoreError:
             raise
         except Exception as e:

@@ -83,6 +83,16 @@ def test_write_batch_later_writes_win_and_none_deletes(backend):
     assert backend.get_batch((b"j",)) == [b"y"]  # any sequence, not only lists
 
 
+@pytest.mark.parametrize("n", [255, 256, 257, 1000])
+def test_get_batch_across_multi_get_chunks(backend, n):
+    keys = [b"%05d" % i for i in range(n)]
+    backend.write_batch(keys[::2], [k + b"v" for k in keys[::2]])
+    probe = list(reversed(keys)) + [keys[0]]
+    expected = [k + b"v" if int(k) % 2 == 0 else None for k in probe]
+    assert backend.get_batch(probe) == expected
+    assert backend.get_batch(tuple(probe)) == expected
+
+
 def test_values_are_bytes_not_reencoded(backend):
     raw = bytes(range(256))
     backend.write_batch([b"\x00k", raw], [raw, b""])
