@@ -7,7 +7,7 @@ sends one changelog record per dirty key. Repeated writes to a key between flush
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
@@ -40,8 +40,11 @@ cdef class KeyValueStore:
     cdef object _key_bytes(self, object key):
         if key is None:
             raise StoreError(f"store {self.name!r}: keys cannot be None")
+        ks = self.key_serde
         try:
-            return self.key_serde.serialize(key)
+            if isinstance(ks, Serde):
+                return (<Serde>ks).serialize(key)
+            return ks.serialize(key)
         except SerdeError as e:
             raise StoreError(f"store {self.name!r}: cannot serialize key {key!r}: {e}") from e
 
@@ -60,9 +63,9 @@ cdef class KeyValueStore:
 
     cpdef put(self, object key, object value):
         kb = self._key_bytes(key)
-        self._cache[kb] = value
-        self._dirty[kb] = None
-        if len(self._cache) > self.cache_max_entries:
+        PyDict_SetItem(self._cache, kb, value)
+        PyDict_SetItem(self._dirty, kb, None)
+        if PyDict_Size(self._cache) > self.cache_max_entries:
             self._evict()
 
     def delete(self, key):
@@ -178,7 +181,14 @@ cdef class KeyValueStore:
             return 0
         cdef list kbs = list(dirty)
         cdef dict cache = self._cache
-        values = [cache[kb] for kb in kbs]
+        cdef list values = []
+        cdef PyObject *v
+        cdef Py_ssize_t i
+        for i in range(PyList_GET_SIZE(kbs)):
+            v = PyDict_GetItem(cache, <object>PyList_GET_ITEM(kbs, i))
+            if v == NULL:
+                raise KeyError(<object>PyList_GET_ITEM(kbs, i))
+            values.append(<object>v)
         try:
             vbs = self.value_serde.serialize_batch(values)
         except SerdeError as e:
