@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from cstreams import serde, stores
-from cstreams.stores.rocksdb import RocksDBBackend
+from cstreams.stores.rocksdb_backend import RocksDBBackend
 
 N = 100_000
 RESTORE_RECORDS = 1_000_000

@@ -74,7 +74,7 @@ class RocksDBStoreSpec(StoreSpec):
         self.options = dict(options or {})
 
     def open_backend(self, directory):
-        from cstreams.stores.rocksdb import RocksDBBackend
+        from cstreams.stores.rocksdb_backend import RocksDBBackend
 
         if directory is None:
             raise ValueError(f"RocksDB store {self.name!r} needs a directory")

@@ -323,7 +323,7 @@ def test_sink_output_to_a_source_topic_is_processed_again():
 
 
 def test_rocksdb_store_through_the_driver(tmp_path):
-    pytest.importorskip("cstreams.stores.rocksdb")
+    pytest.importorskip("cstreams.stores.rocksdb_backend")
     with TopologyTestDriver(wordcount(cs.stores.rocksdb), state_dir=str(tmp_path)) as d:
         d.pipe("lines", None, "a b a")
         d.flush()

@@ -14,7 +14,7 @@ import cstreams.stores as stores
 from cstreams import serde
 from cstreams.errors import ConfigurationError, StoreError
 from cstreams.stores.memory import InMemoryBackend
-from cstreams.stores.rocksdb import RocksDBBackend
+from cstreams.stores.rocksdb_backend import RocksDBBackend
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -168,7 +168,7 @@ def _run_holder(path):
     """A child process that opens ``path``, says so, and holds it until stdin closes."""
     code = textwrap.dedent(f"""
         import sys
-        from cstreams.stores.rocksdb import RocksDBBackend
+        from cstreams.stores.rocksdb_backend import RocksDBBackend
         b = RocksDBBackend({path!r})
         b.write_batch([b"from-child"], [b"1"])
         print("open", flush=True)
@@ -221,7 +221,7 @@ def test_destroy_wipes_the_directory(tmp_path):
 def _write_then_sigkill(path, **options):
     code = textwrap.dedent(f"""
         import os, signal
-        from cstreams.stores.rocksdb import RocksDBBackend
+        from cstreams.stores.rocksdb_backend import RocksDBBackend
         b = RocksDBBackend({path!r}, **{options!r})
         b.write_batch([b"k%d" % i for i in range(1000)], [b"v"] * 1000)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -334,7 +334,7 @@ def test_store_spec_needs_a_directory():
 
 
 def test_store_factory_still_works_after_the_backend_module_is_imported(tmp_path):
-    import cstreams.stores.rocksdb  # noqa: F401  (sets the package attribute to the module)
+    import cstreams.stores.rocksdb_backend  # noqa: F401
 
     spec = stores.rocksdb("again", key_serde=serde.STRING, value_serde=serde.INT64)
     assert isinstance(spec, stores.RocksDBStoreSpec) and spec.name == "again"

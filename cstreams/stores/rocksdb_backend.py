@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import types
 
 import rocksdict
 
@@ -235,20 +233,5 @@ class RocksDBBackend:
         state = "closed" if self._closed else "open"
         return f"<RocksDBBackend {self.path} {state}>"
 
-
-class _FactoryModule(types.ModuleType):
-    """This module's name collides with the ``cstreams.stores.rocksdb(...)`` store factory:
-    the first import of the submodule makes the import system set ``cstreams.stores.rocksdb``
-    to the module, after which the documented ``cs.stores.rocksdb("counts", ...)`` would fail
-    with "'module' object is not callable". Calling the module therefore calls the factory,
-    captured here while the package attribute is still the function."""
-
-    def __call__(self, *args, **kwargs):
-        return _store_factory(*args, **kwargs)
-
-
-_store_factory = getattr(sys.modules.get("cstreams.stores"), "rocksdb", None)
-if callable(_store_factory):
-    sys.modules[__name__].__class__ = _FactoryModule
 
 __all__ = ["DEFAULT_OPTIONS", "RocksDBBackend"]
