@@ -258,6 +258,8 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
     for v in variants:
         rs = [r for r in results if r["variant"] == v]
         ok = [r for r in rs if _ok(r)]
+        if not rs:
+            continue
         if any(r.get("unavailable") for r in rs):
             rows.append((v, str(records), "not available yet", "", "", ""))
             continue
