@@ -104,7 +104,7 @@ def main(n_lines=400, partitions=3):
             print(f"{w:<{width}}  {c:5d}")
         records = n_lines + n_words            # lines in, then words through the repartition
         span = max(last_out - first_out, 1e-3)
-        print(f"\n{records} records processed ({metrics["records_in"]} consumed by the app); "
+        print(f"\n{records} records processed ({metrics['records_in']} consumed by the app); "
               f"{metrics['records_out']} records produced, {metrics['commits']} commits")
         print(f"start(): {t_started - t0:.2f} s; first output after {first_out - t0:.2f} s "
               f"(group join); first to last output {span:.2f} s")
