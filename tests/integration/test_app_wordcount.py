@@ -15,8 +15,10 @@ from helpers import (  # noqa: E402
     int64,
     produce,
     sample_lines,
+    wait_for,
     word_counts,
 )
+from cstreams.state.checkpoint import read_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -60,4 +62,23 @@ def test_wordcount_end_to_end_every_update_in_order(broker, topic_factory, tmp_p
     assert m["records_out"] == 2 * expected_total             # repartitioned words, counts
     # Both sub-topologies ran one task per partition of their sources.
     assert set(m["tasks"]) == {"0_0", "0_1", "0_2", "1_0", "1_1"}
+
+    # The counting tasks checkpointed their changelog positions; a restart on the same state
+    # directory restores from there: nothing left to read, the counts stay.
+    app_id = f"wc-{out_topic}"
+    changelog = f"{app_id}-counts-changelog"
+    for p in (0, 1):
+        cp = read_checkpoint(tmp_path / app_id / f"1_{p}")
+        assert cp[(changelog, p)] > 0
+    again = cs.App(build_topology(words_topic, out_topic, by_word), application_id=app_id,
+                   bootstrap_servers=broker.bootstrap_servers, state_dir=str(tmp_path),
+                   commit_interval_ms=300, config=app_config())
+    again.start()
+    try:
+        wait_for(lambda: sum(t["state"] == "running" for t in again.metrics()["tasks"].values())
+                 == 5, what="every task running again")
+        assert again.metrics()["records_restored"] == 0
+        assert again.metrics()["records_in"] == 0
+    finally:
+        again.close()
     assert m["commits"] >= 1
