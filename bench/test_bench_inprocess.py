@@ -19,8 +19,10 @@ cpu_us_per_record (median process CPU); bench/conftest.py prints the batch/per-r
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import random
+import shutil
+import tempfile
 import time
 
 import orjson
@@ -36,10 +38,24 @@ ROUNDS = 7
 DISTINCT_KEYS = 10_000
 PARTITIONS = 8
 
-HAVE_ROCKSDB = importlib.util.find_spec("cstreams.stores.rocksdb") is not None
-needs_rocksdb = pytest.mark.skipif(
-    not HAVE_ROCKSDB, reason="cstreams.stores.rocksdb (the RocksDB backend) is not in the tree"
-)
+
+
+def _rocksdb_missing():
+    """Why the RocksDB store cannot be built here (None when it can)."""
+    if not hasattr(stores, "rocksdb"):
+        return "cstreams.stores has no rocksdb() store factory"
+    directory = tempfile.mkdtemp(prefix="cstreams-bench-probe-")
+    try:
+        stores.rocksdb("probe").build(os.path.join(directory, "probe")).close()
+    except Exception as e:  # noqa: BLE001 - any failure means: skip, with its reason
+        return f"the RocksDB store backend is not available: {type(e).__name__}: {e}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return None
+
+
+ROCKSDB_MISSING = _rocksdb_missing()
+needs_rocksdb = pytest.mark.skipif(ROCKSDB_MISSING is not None, reason=str(ROCKSDB_MISSING))
 
 _rng = random.Random(7)
 _STR_KEYS = [f"user-{_rng.randrange(DISTINCT_KEYS):05d}" for _ in range(ROUND_RECORDS)]
