@@ -40,13 +40,14 @@ class ChangelogProducer:
     def send(self, topic, partition, kbs, vbs):
         produce = self.producer.produce
         n = len(kbs)
-        i = 0
-        while i < n:
+        start = i = 0
+        while start < n:
             try:
-                for i in range(i, n):
+                for i in range(start, n):
                     produce(topic, vbs[i], kbs[i], partition)
-                i = n
+                start = n
             except BufferError:
+                start = i
                 self.producer.poll(0.05)
         self.sent += n
 

@@ -57,21 +57,23 @@ class RecordCollector:
     # --- produce --------------------------------------------------------------------------
     def send_batch(self, topic, keys, values, timestamps, headers, partitions):
         n = len(keys)
-        i = 0
+        start = i = 0
         produce = self._produce
-        while i < n:
+        while start < n:
             try:
                 if headers is None:
-                    for i in range(i, n):
+                    for i in range(start, n):
                         produce(topic, values[i], keys[i], partitions[i],
                                 timestamp=timestamps[i])
                 else:
-                    for i in range(i, n):
+                    for i in range(start, n):
                         produce(topic, values[i], keys[i], partitions[i],
                                 timestamp=timestamps[i], headers=headers[i])
-                i = n
+                start = n
             except BufferError:
-                # The local queue is full: serve delivery reports until there is room.
+                # The local queue is full: serve delivery reports until there is room, then
+                # go on from the record that did not fit.
+                start = i
                 self.producer.poll(0.05)
         self.sent += n
 

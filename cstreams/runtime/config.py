@@ -85,7 +85,7 @@ def build(application_id, bootstrap_servers, config=None):
     if not bootstrap_servers:
         raise ConfigurationError("bootstrap_servers is required")
     confs = _split(config)
-    for client, conf in confs.items():
+    for conf in confs.values():
         for key in _CALLBACK_KEYS & set(conf):
             raise ConfigurationError(
                 f"setting {key!r} is owned by the runtime (it installs its own callbacks)")

@@ -8,8 +8,9 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-import cstreams as cs  # noqa: E402
 from helpers import app_config, committed, produce, wait_for  # noqa: E402
+
+import cstreams as cs  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -8,11 +8,12 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
+from helpers import app_config, committed, consume_all, int64, produce, wait_for  # noqa: E402
+
 import cstreams as cs  # noqa: E402
 from cstreams import handlers  # noqa: E402
 from cstreams.devbroker import free_port  # noqa: E402
 from cstreams.runtime.errors import BrokerUnavailableError  # noqa: E402
-from helpers import app_config, committed, consume_all, int64, produce, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -7,8 +7,6 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-import cstreams as cs  # noqa: E402
-from examples.wordcount import build_topology  # noqa: E402
 from helpers import (  # noqa: E402
     app_config,
     consume_all,
@@ -18,6 +16,9 @@ from helpers import (  # noqa: E402
     wait_for,
     word_counts,
 )
+
+import cstreams as cs  # noqa: E402
+from examples.wordcount import build_topology  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -6,8 +6,6 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-import cstreams as cs  # noqa: E402
-from examples.wordcount import build_topology  # noqa: E402
 from helpers import (  # noqa: E402
     WORD,
     app_config,
@@ -18,7 +16,10 @@ from helpers import (  # noqa: E402
     wait_for,
     word_counts,
 )
+
+import cstreams as cs  # noqa: E402
 from cstreams.state.checkpoint import read_checkpoint  # noqa: E402
+from examples.wordcount import build_topology  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
