@@ -18,6 +18,7 @@ cdef class KeyValueStore:
     cpdef list get_batch_by_bytes(self, list kbs)
     cpdef put_batch_by_bytes(self, object kbs, object values)
     cpdef Py_ssize_t flush(self) except -1
+    cdef int _shrink(self) except -1
     cdef int _evict(self) except -1
 
 

@@ -59,6 +59,8 @@ cdef class KeyValueStore:
         raw = self.backend.get(kb)
         v = None if raw is None else self.value_serde.deserialize(raw)
         self._cache[kb] = v
+        if PyDict_Size(self._cache) > self.cache_max_entries:
+            self._shrink()
         return v
 
     cpdef put(self, object key, object value):
@@ -108,10 +110,12 @@ cdef class KeyValueStore:
             miss_keys = list(dict.fromkeys([kbs[i] for i in missing]))
             raws = self.backend.get_batch(miss_keys)
             de = self.value_serde.deserialize
-            for kb, raw in zip(miss_keys, raws):
-                cache[kb] = None if raw is None else de(raw)
+            loaded = {kb: None if raw is None else de(raw) for kb, raw in zip(miss_keys, raws)}
+            cache.update(loaded)
             for i in missing:
-                out[i] = cache[kbs[i]]
+                out[i] = loaded[kbs[i]]
+            if len(cache) > self.cache_max_entries:
+                self._shrink()
         return out
 
     def put_batch(self, keys, values):
@@ -161,6 +165,19 @@ cdef class KeyValueStore:
         return self.backend.count()
 
     # --- cache and lifecycle ----------------------------------------------------------------
+    cdef int _shrink(self) except -1:
+        """Over the bound after reads: drop the oldest clean entries; flush only when the
+        dirty ones alone pass the bound."""
+        cdef dict cache = self._cache
+        cdef dict dirty = self._dirty
+        excess = len(cache) - self.cache_max_entries // 2
+        if excess > 0:
+            for kb in [kb for kb in cache if kb not in dirty][:excess]:
+                del cache[kb]
+        if len(cache) > self.cache_max_entries:
+            self._evict()
+        return 0
+
     cdef int _evict(self) except -1:
         """Over the bound: flush, then drop the older half of the entries."""
         self.flush()

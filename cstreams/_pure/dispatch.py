@@ -104,6 +104,8 @@ class ProcessorContext:
         self._batch = None
         self._index = -1
         self._punctuation_ts = -1
+        self._max_ts = -1
+        self._max_ts_of = None
         self._outputs = [(child, _Output()) for child in node.children]
         self._by_name = {child.name: i for i, child in enumerate(node.children)}
 
@@ -151,7 +153,10 @@ class ProcessorContext:
             return self._punctuation_ts
         if self._index >= 0:
             return b.timestamps[self._index]
-        return max(b.timestamps) if b.timestamps else -1
+        if self._max_ts_of is not b:
+            self._max_ts = max(b.timestamps) if b.timestamps else -1
+            self._max_ts_of = b
+        return self._max_ts
 
     @property
     def headers(self):

@@ -111,6 +111,7 @@ class RecordBatch:
 
     def select(self, indexes):
         """A new batch holding the records at ``indexes`` (ascending), order kept."""
+        indexes = list(indexes)
         keys, values, ts, offs = self.keys, self.values, self.timestamps, self.offsets
         headers = self.headers
         return RecordBatch(

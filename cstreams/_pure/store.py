@@ -43,6 +43,8 @@ class KeyValueStore:
         raw = self.backend.get(kb)
         v = None if raw is None else self.value_serde.deserialize(raw)
         self._cache[kb] = v
+        if len(self._cache) > self.cache_max_entries:
+            self._shrink()
         return v
 
     def put(self, key, value):
@@ -80,10 +82,12 @@ class KeyValueStore:
             miss_keys = list(dict.fromkeys(kbs[i] for i in missing))
             raws = self.backend.get_batch(miss_keys)
             de = self.value_serde.deserialize
-            for kb, raw in zip(miss_keys, raws):
-                cache[kb] = None if raw is None else de(raw)
+            loaded = {kb: None if raw is None else de(raw) for kb, raw in zip(miss_keys, raws)}
+            cache.update(loaded)
             for i in missing:
-                out[i] = cache[kbs[i]]
+                out[i] = loaded[kbs[i]]
+            if len(cache) > self.cache_max_entries:
+                self._shrink()
         return out
 
     def put_batch(self, keys, values):
@@ -125,6 +129,17 @@ class KeyValueStore:
         return self.backend.count()
 
     # --- cache and lifecycle ----------------------------------------------------------------
+    def _shrink(self):
+        """Over the bound after reads: drop the oldest clean entries; flush only when the
+        dirty ones alone pass the bound."""
+        cache, dirty = self._cache, self._dirty
+        excess = len(cache) - self.cache_max_entries // 2
+        if excess > 0:
+            for kb in [kb for kb in cache if kb not in dirty][:excess]:
+                del cache[kb]
+        if len(cache) > self.cache_max_entries:
+            self._evict()
+
     def _evict(self):
         """Over the bound: flush, then drop the older half of the entries."""
         self.flush()

@@ -794,3 +794,17 @@ def test_source_and_sink_nodes(impl):
     assert e.value.offset == 4 and e.value.field == "value" and e.value.node == "out2"
     sink2.process_batch(impl.record.RecordBatch("t", 0, ["a"], ["xyz"], [0], [3]))
     assert task.collector.sent[-1][5] == [3]
+
+
+def test_store_reads_keep_the_cache_bounded_without_losing_dirty_writes(impl):
+    st = _store(impl, cache=10)
+    st.put("dirty", 7)
+    st.backend.write_batch([f"k{i}".encode() for i in range(300)],
+                           [impl.serde.INT64.serialize(i) for i in range(300)])
+    for i in range(200):
+        assert st.get(f"k{i}") == i
+    assert st.get_batch([f"k{i}" for i in range(100, 300)]) == list(range(100, 300))
+    assert len(st._cache) <= 10
+    assert st.get("dirty") == 7
+    st.flush()
+    assert impl.serde.INT64.deserialize(st.backend.get(b"dirty")) == 7
