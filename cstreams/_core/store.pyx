@@ -4,6 +4,13 @@
 The cache is keyed by serialized key and holds deserialized values (None: absent or deleted).
 Writes mark keys dirty; flush() writes every dirty key to the backend in one write batch and
 sends one changelog record per dirty key. Repeated writes to a key between flushes coalesce.
+
+Transactional mode (``store.transactional = True``, set by the runtime under exactly-once):
+the backend holds only committed state. flush() sends the changelog records (into the open
+transaction) and keeps the serialized writes as pending; commit_pending() writes them in one
+batch once the transaction committed, rewind() drops them (and the cache) when it aborted. The
+cache never evicts a dirty entry in this mode, so reads see the transaction's own writes, and
+range() overlays them on the backend instead of flushing.
 """
 
 cimport cython
@@ -35,6 +42,8 @@ cdef class KeyValueStore:
         self.changelog = None
         self._cache = {}
         self._dirty = {}
+        self.transactional = False
+        self._pending = []
 
     # --- single-key API ---------------------------------------------------------------------
     cdef object _key_bytes(self, object key):
@@ -150,6 +159,9 @@ cdef class KeyValueStore:
     # --- scans ------------------------------------------------------------------------------
     def range(self, start=None, end=None):
         """(key, value) pairs with start <= key <= end by serialized-key order."""
+        if self.transactional:
+            yield from self._range_overlay(start, end)
+            return
         self.flush()
         sb = None if start is None else self._key_bytes(start)
         eb = None if end is None else self._key_bytes(end)
@@ -157,11 +169,48 @@ cdef class KeyValueStore:
         for kb, vb in self.backend.range(sb, eb):
             yield kde(kb), vde(vb)
 
+    def _range_overlay(self, start, end):
+        # The backend merged with the writes not yet committed (pending, then dirty).
+        sb = None if start is None else self._key_bytes(start)
+        eb = None if end is None else self._key_bytes(end)
+        kde, vde = self.key_serde.deserialize, self.value_serde.deserialize
+        overlay = {}
+        for kbs, vbs in self._pending:
+            for kb, vb in zip(kbs, vbs):
+                overlay[kb] = None if vb is None else vde(vb)
+        cache = self._cache
+        for kb in self._dirty:
+            overlay[kb] = cache[kb]
+        mine = sorted(kb for kb in overlay
+                      if (sb is None or kb >= sb) and (eb is None or kb <= eb))
+        i, n = 0, len(mine)
+        for kb, vb in self.backend.range(sb, eb):
+            while i < n and mine[i] < kb:
+                v = overlay[mine[i]]
+                if v is not None:
+                    yield kde(mine[i]), v
+                i += 1
+            if i < n and mine[i] == kb:
+                v = overlay[kb]
+                i += 1
+                if v is not None:
+                    yield kde(kb), v
+                continue
+            yield kde(kb), vde(vb)
+        while i < n:
+            v = overlay[mine[i]]
+            if v is not None:
+                yield kde(mine[i]), v
+            i += 1
+
     def all(self):
         return self.range(None, None)
 
     def approximate_num_entries(self):
-        self.flush()
+        """The backend's estimate; in transactional mode writes not yet committed are not
+        counted (flushing them would put uncommitted state in the backend)."""
+        if not self.transactional:
+            self.flush()
         return self.backend.count()
 
     # --- cache and lifecycle ----------------------------------------------------------------
@@ -179,7 +228,12 @@ cdef class KeyValueStore:
         return 0
 
     cdef int _evict(self) except -1:
-        """Over the bound: flush, then drop the older half of the entries."""
+        """Over the bound: flush, then drop the older half of the entries. Transactional
+        mode: drop only clean entries, oldest first (a dirty one may not reach the backend
+        before its transaction commits); the dirty ones stay until the commit."""
+        if self.transactional:
+            self._drop_clean()
+            return 0
         self.flush()
         cdef dict cache = self._cache
         drop = len(cache) - self.cache_max_entries // 2
@@ -189,6 +243,14 @@ cdef class KeyValueStore:
         for kb in list(cache)[:drop]:
             del cache[kb]
         return 0
+
+    def _drop_clean(self):
+        cdef dict cache = self._cache
+        cdef dict dirty = self._dirty
+        excess = len(cache) - self.cache_max_entries // 2
+        if excess > 0:
+            for kb in [kb for kb in cache if kb not in dirty][:excess]:
+                del cache[kb]
 
     cpdef Py_ssize_t flush(self) except -1:
         """Write every dirty key in one backend batch and send its changelog records.
@@ -210,6 +272,12 @@ cdef class KeyValueStore:
             vbs = self.value_serde.serialize_batch(values)
         except SerdeError as e:
             raise StoreError(f"store {self.name!r}: cannot serialize value: {e}") from e
+        if self.transactional:
+            dirty.clear()
+            if self.changelog is not None:
+                self.changelog.send(kbs, vbs)
+            self._pending.append((kbs, vbs))
+            return len(kbs)
         self.backend.write_batch(kbs, vbs)
         dirty.clear()
         if self.changelog is not None:
@@ -220,9 +288,35 @@ cdef class KeyValueStore:
         return len(self._dirty)
 
     def discard_cache(self):
-        """Forget cached values and unflushed writes (used when state is rewound)."""
+        """Forget cached values, unflushed and pending writes: reads see the backend again."""
         self._cache.clear()
         self._dirty.clear()
+        self._pending = []
+
+    def rewind(self):
+        """Transactional mode, the transaction aborted: drop every write since the last
+        commit_pending(); the backend holds the last committed state."""
+        self.discard_cache()
+
+    def pending_count(self):
+        return sum(len(kbs) for kbs, _ in self._pending)
+
+    def commit_pending(self):
+        """Transactional mode, the transaction committed: write the flushed writes to the
+        backend in one batch. Returns the number of records written."""
+        pending = self._pending
+        if not pending:
+            return 0
+        if len(pending) == 1:
+            kbs, vbs = pending[0]
+        else:
+            kbs, vbs = [], []
+            for k, v in pending:
+                kbs += k
+                vbs += v
+        self.backend.write_batch(kbs, vbs)
+        self._pending = []
+        return len(kbs)
 
     def restore_batch(self, kbs, vbs):
         """Apply changelog records straight to the backend (bypassing cache and changelog)."""

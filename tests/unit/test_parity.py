@@ -808,3 +808,110 @@ def test_store_reads_keep_the_cache_bounded_without_losing_dirty_writes(impl):
     assert st.get("dirty") == 7
     st.flush()
     assert impl.serde.INT64.deserialize(st.backend.get(b"dirty")) == 7
+
+
+# --- KeyValueStore in transactional mode (exactly-once) --------------------------------------
+
+
+def _txn_store(impl, cache=100, key_serde=None):
+    st = _store(impl, cache, key_serde=key_serde)
+    st.transactional = True
+    return st
+
+
+def test_txn_store_flush_sends_changelog_and_holds_writes_pending(impl):
+    st = _txn_store(impl)
+    assert _store(impl).transactional is False
+    st.put_batch(["a", "b", "a"], [1, 2, 3])
+    assert st.flush() == 2
+    enc = impl.serde.INT64.serialize
+    # The changelog records went out (into the transaction); the backend has nothing yet.
+    assert st.changelog.sends == [([b"a", b"b"], [enc(3), enc(2)])]
+    assert st.backend.writes == [] and st.pending_count() == 2 and st.dirty_count() == 0
+    # Reads still see the transaction's writes.
+    assert st.get_batch(["a", "b"]) == [3, 2] and st.backend.get_batches == []
+    assert st.commit_pending() == 2
+    assert st.backend.writes == [([b"a", b"b"], [enc(3), enc(2)])]
+    assert st.pending_count() == 0 and st.commit_pending() == 0
+
+
+def test_txn_store_commit_pending_writes_every_flush_in_one_batch(impl):
+    st = _txn_store(impl)
+    st.put("a", 1)
+    st.flush()
+    st.put("a", 2)
+    st.put("b", 5)
+    st.flush()
+    assert st.commit_pending() == 3
+    enc = impl.serde.INT64.serialize
+    # One write batch, in flush order: the later value of "a" wins.
+    assert st.backend.writes == [([b"a", b"a", b"b"], [enc(1), enc(2), enc(5)])]
+    assert st.backend.get(b"a") == enc(2)
+
+
+def test_txn_store_rewind_discards_dirty_and_pending(impl):
+    st = _txn_store(impl)
+    st.put_batch(["a", "b"], [1, 2])
+    st.flush()
+    st.commit_pending()                     # committed: a=1, b=2
+    st.put("a", 10)
+    st.flush()                              # pending: a=10
+    st.put("c", 3)                          # dirty: c=3
+    st.delete("b")
+    st.rewind()
+    assert st.pending_count() == 0 and st.dirty_count() == 0 and st.flush() == 0
+    assert st.get_batch(["a", "b", "c"]) == [1, 2, None]
+    assert st.commit_pending() == 0
+    assert len(st.backend.writes) == 1
+
+
+def test_txn_store_eviction_never_drops_or_writes_dirty_entries(impl):
+    st = _txn_store(impl, cache=10)
+    st.restore_batch([f"c{i}".encode() for i in range(8)],
+                     [impl.serde.INT64.serialize(i) for i in range(8)])
+    assert st.get_batch([f"c{i}" for i in range(8)]) == list(range(8))
+    st.backend.writes.clear()
+    for i in range(12):
+        st.put(f"k{i:02d}", i)
+    # Over the bound: clean entries went first, nothing reached the backend, the cache holds
+    # every dirty entry even past the bound.
+    assert st.backend.writes == [] and st.changelog.sends == []
+    assert st.dirty_count() == 12 and len(st._cache) == 12
+    assert all(kb.startswith(b"k") for kb in st._cache)
+    assert st.get_batch([f"k{i:02d}" for i in range(12)]) == list(range(12))
+    assert st.get("c3") == 3                  # clean data is read back from the backend
+    assert st.flush() == 12 and st.backend.writes == []
+    st.commit_pending()
+    assert len(st.backend.writes) == 1 and len(st.backend.writes[0][0]) == 12
+
+
+def test_txn_store_range_overlays_uncommitted_writes(impl):
+    st = _txn_store(impl, key_serde=impl.serde.INT32)
+    st.put_batch([1, 3, 5, 7], [10, 30, 50, 70])
+    st.flush()
+    st.commit_pending()
+    st.put_batch([4, 5, 9], [40, 55, 90])     # dirty: insert, overwrite, append
+    st.delete(3)
+    st.flush()                                # pending now
+    st.put(0, 0)                              # dirty
+    st.delete(7)
+    assert list(st.all()) == [(0, 0), (1, 10), (4, 40), (5, 55), (9, 90)]
+    assert list(st.range(2, 5)) == [(4, 40), (5, 55)]
+    assert list(st.range(6, None)) == [(9, 90)]
+    # range() did not flush: the backend still holds only the committed state.
+    assert len(st.backend.writes) == 1 and st.dirty_count() == 2
+    assert st.approximate_num_entries() == 4 and len(st.backend.writes) == 1
+    st.rewind()
+    assert list(st.all()) == [(1, 10), (3, 30), (5, 50), (7, 70)]
+
+
+def test_txn_store_count_batch_keeps_counts_until_commit(impl):
+    st = _txn_store(impl, cache=4)
+    assert impl.store.count_batch(st, ["a", "b", "a", "c", "d", "e", "a"]) == [1, 1, 2, 1, 1, 1, 3]
+    assert st.backend.writes == [] and st.dirty_count() == 5
+    st.flush()
+    st.rewind()
+    assert impl.store.count_batch(st, ["a"]) == [1]
+    st.flush()
+    st.commit_pending()
+    assert impl.store.count_batch(st, ["a", "a"]) == [2, 3]
