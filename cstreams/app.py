@@ -8,7 +8,8 @@
     app.close()            # stop, commit, join; raises the error that stopped the app
 
 Settings the runtime owns and how ``config`` reaches each client: cstreams.runtime.config.
-The commit protocol: cstreams.runtime.commit. Only at-least-once is implemented so far.
+The commit protocols (at-least-once and exactly_once_v2): cstreams.runtime.commit; the
+transactional producer and its transactional.id: cstreams.runtime.transaction.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import threading
 from cstreams import handlers as _handlers
 from cstreams.errors import ConfigurationError
 from cstreams.runtime import config as _config
+from cstreams.runtime.transaction import stable_instance_id
 from cstreams.runtime.stream_thread import StreamThread
 from cstreams.topology import Topology
 
 log = logging.getLogger("cstreams")
 
 GUARANTEES = ("at_least_once", "exactly_once_v2")
+DEFAULT_COMMIT_INTERVAL_MS = {"at_least_once": 30_000, "exactly_once_v2": 100}
 
 
 def default_state_dir():
@@ -40,26 +43,41 @@ class App:
     ``error_handler``: "fail" (default), "skip", "dead-letter:TOPIC" or an ErrorHandler, for
     records that fail to deserialize or to process. ``production_error_handler``: "fail"
     (default), "skip" or a callable(ProductionError) -> bool (True: go on) for records the
-    broker did not acknowledge.
+    broker did not acknowledge (at-least-once only: under exactly-once a failed delivery
+    aborts the transaction).
+
+    ``processing_guarantee``: "at_least_once" (default) or "exactly_once_v2" (one Kafka
+    transaction per commit interval; ``commit_interval_ms`` then defaults to 100 instead of
+    30,000). ``instance_id``: exactly-once only, the stable part of the transactional.id
+    ``<application_id>-<instance_id>``; by default a UUID kept in
+    ``<state_dir>/<application_id>/instance.id``. A ``transactional.id`` in ``config`` replaces
+    the whole id. Two running instances must never share it: the newer fences the older.
     """
 
     def __init__(self, topology: Topology, application_id: str, bootstrap_servers: str, *,
                  state_dir: str | None = None, config: dict | None = None,
                  processing_guarantee: str = "at_least_once",
-                 commit_interval_ms: int = 30_000, error_handler=None,
+                 commit_interval_ms: int | None = None, error_handler=None,
                  production_error_handler="fail", max_poll_records: int = 10_000,
                  poll_timeout_ms: int = 100, metadata_timeout_s: float = 30.0,
                  flush_timeout_s: float = 60.0, progress_interval_ms: int = 30_000,
-                 changelog_replication_factor: int = -1):
+                 changelog_replication_factor: int = -1, instance_id: str | None = None):
         if not isinstance(topology, Topology):
             raise ConfigurationError(f"App needs a cstreams.Topology, got {type(topology)!r}")
         topology.validate()
         if processing_guarantee not in GUARANTEES:
             raise ConfigurationError(f"processing_guarantee must be one of {GUARANTEES}, got "
                                      f"{processing_guarantee!r}")
-        if processing_guarantee != "at_least_once":
-            raise ConfigurationError(f"processing_guarantee={processing_guarantee!r} is not "
-                                     f"implemented yet; use 'at_least_once'")
+        if commit_interval_ms is None:
+            commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS[processing_guarantee]
+        self.exactly_once = processing_guarantee == "exactly_once_v2"
+        if instance_id is not None and not self.exactly_once:
+            raise ConfigurationError("instance_id names the transactional producer: it is only "
+                                     "used under processing_guarantee='exactly_once_v2'")
+        if self.exactly_once and production_error_handler not in ("fail", None):
+            raise ConfigurationError(
+                "under exactly_once_v2 a record the broker does not acknowledge aborts the "
+                "whole transaction: production_error_handler must be 'fail'")
         if commit_interval_ms < 0 or max_poll_records < 1:
             raise ConfigurationError("commit_interval_ms must be >= 0 and max_poll_records "
                                      ">= 1")
@@ -67,7 +85,16 @@ class App:
         self.application_id = application_id
         self.bootstrap_servers = bootstrap_servers
         self.state_dir = os.path.abspath(state_dir or default_state_dir())
-        self.client_configs = _config.build(application_id, bootstrap_servers, config)
+        self.transactional_id = None
+        if self.exactly_once and application_id and isinstance(application_id, str):
+            self.transactional_id = _config.user_transactional_id(config)
+            if self.transactional_id is None:
+                if instance_id is None:
+                    instance_id = stable_instance_id(self.state_dir, application_id)
+                self.transactional_id = f"{application_id}-{instance_id}"
+        self.instance_id = instance_id
+        self.client_configs = _config.build(application_id, bootstrap_servers, config,
+                                            transactional_id=self.transactional_id)
         self.processing_guarantee = processing_guarantee
         self.commit_interval_ms = commit_interval_ms
         try:

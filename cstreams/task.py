@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import bisect
 import collections
+import logging
 import os
 
 from cstreams import handlers as _handlers
 from cstreams.errors import CStreamsError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
+
+log = logging.getLogger("cstreams.tasks")
 
 
 class _Punctuation:
@@ -72,14 +75,38 @@ class Task:
         for node in self.nodes:
             node.init(self)
 
-    def close(self):
-        """Close processors, flush and close stores. Errors of one do not stop the others."""
+    def close_processors(self):
+        """Close every node; the first error is returned after all of them were closed."""
         first = None
         for node in self.nodes:
             try:
                 node.close()
             except Exception as e:  # noqa: BLE001 - every node must get its close
                 first = first or e
+        return first
+
+    def rewind(self):
+        """Exactly-once, the transaction aborted: drop the stores' uncommitted writes, close
+        the processors and init new ones, as on a fresh start from the committed state.
+        Punctuation schedules and stream time start over with them."""
+        for store in self.stores.values():
+            store.rewind()
+        err = self.close_processors()
+        if err is not None:
+            log.warning("task %s: closing a processor on rewind failed: %s", self.task_id, err)
+        self._punctuations = []
+        self.stream_time = -1
+        self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub)
+        self._source_by_topic = {}
+        for src in self._sources_by_name.values():
+            for t in src.topics:
+                self._source_by_topic[t] = src
+        for node in self.nodes:
+            node.init(self)
+
+    def close(self):
+        """Close processors, flush and close stores. Errors of one do not stop the others."""
+        first = self.close_processors()
         for store in self.stores.values():
             try:
                 store.close()

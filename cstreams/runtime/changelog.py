@@ -5,6 +5,11 @@ dirty keys (None value = tombstone). The writer produces them to the changelog p
 to the task's partition through the changelog producer, which reports every delivery: the
 highest acknowledged offset + 1 per changelog partition is what the checkpoint file records
 (the next offset a restoration has to read).
+
+Under exactly-once the records go through the instance's transactional producer
+(``transaction=``), which has no default delivery callback: only the last record of each send
+carries one (a partition's offsets grow in produce order, so it has the highest), and a failed
+delivery fails the transaction's commit instead.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ from cstreams.errors import ProductionError
 class ChangelogProducer:
     """One producer shared by every changelog writer of an app instance."""
 
-    def __init__(self, producer_conf):
-        conf = dict(producer_conf)
-        conf["on_delivery"] = self._on_delivery
-        self.producer = kafka.make_producer(conf)
+    def __init__(self, producer_conf, *, transaction=None):
+        self.transaction = transaction
+        if transaction is None:
+            conf = dict(producer_conf)
+            conf["on_delivery"] = self._on_delivery
+            self.producer = kafka.make_producer(conf)
+        else:
+            self.producer = transaction.producer
         self._lock = threading.Lock()
         self.acked = {}
         self.failures = []
@@ -38,6 +47,8 @@ class ChangelogProducer:
             self.acked[tp] = nxt
 
     def send(self, topic, partition, kbs, vbs):
+        if self.transaction is not None:
+            return self._send_transactional(topic, partition, kbs, vbs)
         produce = self.producer.produce
         n = len(kbs)
         start = i = 0
@@ -45,6 +56,27 @@ class ChangelogProducer:
             try:
                 for i in range(start, n):
                     produce(topic, vbs[i], kbs[i], partition)
+                start = n
+            except BufferError:
+                start = i
+                self.producer.poll(0.05)
+        self.sent += n
+
+    def _send_transactional(self, topic, partition, kbs, vbs):
+        txn = self.transaction
+        if not txn.open:
+            txn.begin()
+        produce = self.producer.produce
+        n = len(kbs)
+        if n == 0:
+            return
+        start = i = 0
+        while start < n:
+            try:
+                for i in range(start, n - 1):
+                    produce(topic, vbs[i], kbs[i], partition)
+                i = n - 1
+                produce(topic, vbs[i], kbs[i], partition, on_delivery=self._on_delivery)
                 start = n
             except BufferError:
                 start = i

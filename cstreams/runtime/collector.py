@@ -6,6 +6,10 @@ Java's default partitioner) or -1 for a null key. The producer runs with
 failed delivery, so the per-record cost is the produce() call itself. A failure is remembered
 and makes the next commit fail (ProductionError naming topic, partition and error) unless the
 production error handler says to go on.
+
+Under exactly-once the collector produces through the instance's transactional producer
+(``transaction=``): a batch begins the transaction if none is open, and a failed delivery
+fails the transaction's commit (it is aborted), so no delivery reports are asked for.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ _KEEP_FAILURES = 100
 
 
 class RecordCollector:
-    def __init__(self, producer_conf, *, production_error_handler=None, metadata_timeout=10.0):
-        conf = dict(producer_conf)
-        conf["on_delivery"] = self._on_delivery
-        self.producer = kafka.make_producer(conf)
+    def __init__(self, producer_conf, *, production_error_handler=None, metadata_timeout=10.0,
+                 transaction=None):
+        self.transaction = transaction
+        if transaction is None:
+            conf = dict(producer_conf)
+            conf["on_delivery"] = self._on_delivery
+            self.producer = kafka.make_producer(conf)
+        else:
+            self.producer = transaction.producer
         self._produce = self.producer.produce
         self._partitions = {}
         self._metadata_timeout = metadata_timeout
@@ -59,6 +68,9 @@ class RecordCollector:
         n = len(keys)
         start = i = 0
         produce = self._produce
+        txn = self.transaction
+        if txn is not None and not txn.open:
+            txn.begin()
         while start < n:
             try:
                 if headers is None:

@@ -9,6 +9,21 @@
    per changelog partition, as acknowledged by the changelog producer).
 
 Nothing is committed past unacknowledged output.
+
+Exactly-once (TransactionalCommitter), one transaction per commit interval:
+
+1. every running task flushes its stores: changelog records go into the open transaction, the
+   writes are held pending (the store backends hold only committed state);
+2. send_offsets_to_transaction(consumer positions after the records processed, the consumer's
+   group metadata), then commit_transaction (which flushes every record of the transaction);
+3. only then the stores write their pending writes, one batch per store, and the tasks write
+   their checkpoint files: a checkpoint never describes state a transaction has not committed,
+   and none is written while a transaction is open.
+
+An abortable failure (of the commit, of a produce inside the transaction, of the offsets sent
+to it) aborts the transaction and rewinds every running task: store caches and pending writes
+dropped, processors closed and created anew, the consumer sought back to the committed
+positions. A fenced or fatally failed producer raises: the instance stops without committing.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import logging
 import time
 
 from cstreams import kafka
-from cstreams.runtime.errors import CommitError
+from cstreams.runtime.errors import CommitError, TransactionAbortedError, TransactionError
 
 log = logging.getLogger("cstreams.commit")
 
@@ -62,3 +77,72 @@ class Committer:
         self.last_latency_ms = ms
         self.total_latency_ms += ms
         log.debug("commit (%s): %d partition(s) in %.1f ms", reason, len(offsets), ms)
+
+
+# An instance whose transactions abort this many times in a row stops: the cause is not
+# transient (a record the broker rejects every time, say), and retrying forever hides it.
+MAX_CONSECUTIVE_ABORTS = 5
+
+
+class TransactionalCommitter:
+    def __init__(self, consumer, task_manager, transaction):
+        self.consumer = consumer
+        self.tasks = task_manager
+        self.transaction = transaction
+        self.commits = 0
+        self.aborts = 0
+        self.consecutive_aborts = 0
+        self.last_latency_ms = 0.0
+        self.total_latency_ms = 0.0
+
+    def commit(self, reason="interval"):
+        if self.tasks.failed:
+            raise CommitError("refusing to commit after a failure")
+        t0 = time.perf_counter()
+        running = self.tasks.running()
+        offsets = {}
+        try:
+            for mt in running:
+                mt.task.flush_stores()
+                mt.task.commit_requested = False
+            offsets = self.tasks.pending_offsets()
+            tps = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            if not self.transaction.commit(tps, self.consumer.consumer_group_metadata()):
+                return
+        except TransactionAbortedError as e:
+            self.abort(str(e))
+            return
+        except kafka.KafkaException as e:
+            # consumer_group_metadata() or a produce inside the flush; the transaction
+            # cannot be trusted to hold every record.
+            self.abort(f"{e.args[0] if e.args else e}")
+            return
+        self.consecutive_aborts = 0
+        for mt in running:
+            for store in mt.task.stores.values():
+                store.commit_pending()
+        self.tasks.committed.update(offsets)
+        self.tasks.rewind_to.update(offsets)
+        # Serve the delivery reports of the changelog records (their offsets go into the
+        # checkpoints); commit_transaction() has waited for every acknowledgement.
+        self.transaction.producer.poll(0)
+        self.tasks.write_checkpoints()
+        ms = (time.perf_counter() - t0) * 1000.0
+        self.commits += 1
+        self.last_latency_ms = ms
+        self.total_latency_ms += ms
+        log.debug("transaction committed (%s): %d partition(s) in %.1f ms", reason,
+                  len(offsets), ms)
+
+    def abort(self, why):
+        """Abort the open transaction and rewind every running task to its committed
+        state. Raises TransactionError when aborts keep happening."""
+        self.transaction.abort()
+        self.tasks.rewind_all()
+        self.aborts += 1
+        self.consecutive_aborts += 1
+        log.warning("transaction aborted (%s); state rewound to the last commit, processing "
+                    "resumes from the committed offsets", why)
+        if self.consecutive_aborts >= MAX_CONSECUTIVE_ABORTS:
+            raise TransactionError(f"{self.consecutive_aborts} transactions in a row aborted; "
+                                   f"last cause: {why}")

@@ -25,6 +25,22 @@ changelog producer
 
 Defaults the runtime sets but a user may change: auto.offset.reset = earliest (as Kafka
 Streams), client.id = <application_id>-<client>.
+
+Under ``processing_guarantee="exactly_once_v2"`` there is no changelog producer: ONE
+transactional producer (the ``producer`` client; ``changelog.producer.`` keys are an error)
+carries sink, changelog and dead-letter records, and the runtime also owns:
+
+main consumer and restore consumer
+    isolation.level = read_committed
+producer
+    transactional.id = <application_id>-<instance id> unless the user sets transactional.id
+    (see cstreams.runtime.transaction), enable.idempotence = true,
+    delivery.report.only.error = false with no default on_delivery (confluent-kafka then
+    calls into Python only for the records given a callback: the last changelog record of
+    each store flush, whose offset feeds the checkpoint file)
+and defaults transaction.timeout.ms = 10000 (as Kafka Streams under exactly-once: an
+instance that dies with a transaction open holds read_committed readers back for at most
+that long). Outside exactly-once a transactional.id is an error.
 """
 
 from __future__ import annotations
@@ -77,8 +93,20 @@ def _own(client, conf, owned):
     return conf
 
 
-def build(application_id, bootstrap_servers, config=None):
-    """Per-client settings for the app: {client name: dict}. Raises ConfigurationError."""
+EOS_TRANSACTION_TIMEOUT_MS = 10_000
+
+
+def user_transactional_id(config):
+    """The transactional.id the user set (plain or ``producer.``-prefixed), else None."""
+    config = config or {}
+    return config.get("producer.transactional.id", config.get("transactional.id"))
+
+
+def build(application_id, bootstrap_servers, config=None, *, transactional_id=None):
+    """Per-client settings for the app: {client name: dict}. Raises ConfigurationError.
+
+    ``transactional_id`` (exactly-once only) is the default transactional.id; a user's
+    transactional.id setting wins over it."""
     if not application_id or not isinstance(application_id, str):
         raise ConfigurationError(f"application_id must be a non-empty string, got "
                                  f"{application_id!r}")
@@ -118,18 +146,49 @@ def build(application_id, bootstrap_servers, config=None):
     for k in ("group.instance.id",):
         confs["restore.consumer"].pop(k, None)
     _own("restore consumer", confs["restore.consumer"], restore_owned)
-    _own("producer", confs["producer"], {"delivery.report.only.error": True})
-    _own("changelog producer", confs["changelog.producer"],
-         {"delivery.report.only.error": False})
+    for client in ("consumer", "restore.consumer", "admin"):
+        confs[client].pop("transactional.id", None)
+        confs[client].pop("transaction.timeout.ms", None)
+    if transactional_id is None:
+        for client in ("producer", "changelog.producer"):
+            if "transactional.id" in confs[client]:
+                raise ConfigurationError(
+                    "transactional.id is only used under processing_guarantee="
+                    "'exactly_once_v2'; at-least-once producers are not transactional")
+        _own("producer", confs["producer"], {"delivery.report.only.error": True})
+        _own("changelog producer", confs["changelog.producer"],
+             {"delivery.report.only.error": False})
+    else:
+        _exactly_once(confs, config, transactional_id)
     for client in ("producer", "changelog.producer", "admin"):
         for k in ("group.id", "auto.offset.reset", "session.timeout.ms", "max.poll.interval.ms",
                   "heartbeat.interval.ms", "enable.partition.eof", "fetch.wait.max.ms",
                   "isolation.level", "fetch.min.bytes"):
             if k not in consumer_owned:
                 confs[client].pop(k, None)
+    if transactional_id is not None:
+        del confs["changelog.producer"]
     for k in ("linger.ms", "batch.size", "batch.num.messages", "acks", "compression.type",
               "queue.buffering.max.messages", "queue.buffering.max.kbytes",
               "message.timeout.ms", "enable.idempotence"):
         for client in ("consumer", "restore.consumer", "admin"):
             confs[client].pop(k, None)
     return confs
+
+
+def _exactly_once(confs, config, transactional_id):
+    bad = sorted(k for k in (config or {}) if k.startswith("changelog.producer."))
+    if bad:
+        raise ConfigurationError(
+            f"under exactly_once_v2 one transactional producer carries changelog records too: "
+            f"use 'producer.' settings instead of {bad}")
+    for client, name in (("consumer", "consumer"), ("restore.consumer", "restore consumer")):
+        _own(name, confs[client], {"isolation.level": "read_committed"})
+    producer = confs["producer"]
+    producer.setdefault("transactional.id", transactional_id)
+    if not producer["transactional.id"] or not isinstance(producer["transactional.id"], str):
+        raise ConfigurationError(f"transactional.id must be a non-empty string, got "
+                                 f"{producer['transactional.id']!r}")
+    producer.setdefault("transaction.timeout.ms", EOS_TRANSACTION_TIMEOUT_MS)
+    _own("producer", producer, {"enable.idempotence": True,
+                                "delivery.report.only.error": False})

@@ -23,3 +23,18 @@ class CommitError(CStreamsError):
 
 class RestoreError(CStreamsError):
     """A store could not be restored from its changelog."""
+
+
+class TransactionError(CStreamsError):
+    """Exactly-once: the transactional producer failed in a way the instance cannot recover
+    from (a fatal producer error, or transactions that keep aborting)."""
+
+
+class ProducerFencedError(TransactionError):
+    """Exactly-once: another producer with this instance's transactional.id started, so this
+    one may never commit again. The instance stops without committing."""
+
+
+class TransactionAbortedError(CStreamsError):
+    """Exactly-once: the open transaction failed and was (or must be) aborted; the runtime
+    discards the uncommitted state and goes on from the committed offsets."""

@@ -84,6 +84,7 @@ class Metrics:
                                          for t in tasks.values()),
             "production_failures_ignored": thread.collector.ignored_failures,
             "commits": c.commits,
+            "transactions_aborted": getattr(c, "aborts", 0),
             "commit_latency_ms_last": c.last_latency_ms,
             "commit_latency_ms_avg": c.total_latency_ms / c.commits if c.commits else 0.0,
             "tasks": tasks,

@@ -21,10 +21,11 @@ from cstreams.errors import CStreamsError
 from cstreams.runtime import topics
 from cstreams.runtime.changelog import ChangelogProducer
 from cstreams.runtime.collector import RecordCollector
-from cstreams.runtime.commit import Committer
+from cstreams.runtime.commit import Committer, TransactionalCommitter
 from cstreams.runtime.metrics import Metrics
 from cstreams.runtime.restore import StoreRestorer
 from cstreams.runtime.task_manager import TaskManager
+from cstreams.runtime.transaction import TransactionalProducer
 
 log = logging.getLogger("cstreams")
 
@@ -41,6 +42,7 @@ class StreamThread:
         self.restorer = None
         self.tasks = None
         self.committer = None
+        self.transaction = None
         self.metrics = Metrics(app.application_id, app.progress_interval_ms / 1000.0)
         self._group_messages = grouping.group_messages
 
@@ -60,20 +62,36 @@ class StreamThread:
         topics.ensure_changelogs(admin, specs, md,
                                  replication_factor=app.changelog_replication_factor,
                                  timeout=app.metadata_timeout_s)
-        self.collector = RecordCollector(confs["producer"],
-                                         production_error_handler=app.production_error_handler)
+        eos = app.exactly_once
+        if eos:
+            # Before anything is restored: fences this instance's previous producer and
+            # aborts the transaction it may have left open on the changelogs.
+            self.transaction = TransactionalProducer(confs["producer"],
+                                                     timeout=app.flush_timeout_s)
+            self.transaction.init()
+            self.collector = RecordCollector(None, transaction=self.transaction)
+            self.changelog_producer = ChangelogProducer(None, transaction=self.transaction)
+        else:
+            self.collector = RecordCollector(
+                confs["producer"], production_error_handler=app.production_error_handler)
+            self.changelog_producer = ChangelogProducer(confs["changelog.producer"])
         self.collector.set_partition_counts(out_counts)
-        self.changelog_producer = ChangelogProducer(confs["changelog.producer"])
         self.restorer = StoreRestorer(confs["restore.consumer"])
         self.tasks = TaskManager(
             app.topology, app.application_id, state_dir=app.state_dir,
             error_handler=app.error_handler, collector=self.collector,
             changelog_producer=self.changelog_producer, restorer=self.restorer,
+            exactly_once=eos,
         )
         self.consumer = kafka.make_consumer(confs["consumer"])
         self.tasks.consumer = self.consumer
-        self.committer = Committer(self.consumer, self.tasks, self.collector,
-                                   self.changelog_producer, flush_timeout=app.flush_timeout_s)
+        if eos:
+            self.committer = TransactionalCommitter(self.consumer, self.tasks, self.transaction)
+            self.tasks.abort = self.committer.abort
+        else:
+            self.committer = Committer(self.consumer, self.tasks, self.collector,
+                                       self.changelog_producer,
+                                       flush_timeout=app.flush_timeout_s)
         self.tasks.commit = self.committer.commit
         subscription = list(app.topology.source_topics())
         for sub in app.topology.subtopologies:
@@ -110,6 +128,12 @@ class StreamThread:
         next_commit = time.monotonic() + commit_interval
         tasks = self.tasks
         metrics = self.metrics
+        if self.transaction is not None:
+            poll_producers = self.collector.poll     # one producer carries everything
+        else:
+            def poll_producers():
+                self.collector.poll()
+                self.changelog_producer.poll()
         while not self.stop_event.is_set():
             restoring = self.restorer.active
             if restoring:
@@ -123,8 +147,7 @@ class StreamThread:
                 for batch in batches:
                     metrics.records_in += tasks.process(batch)
                     metrics.batches_in += 1
-            self.collector.poll()
-            self.changelog_producer.poll()
+            poll_producers()
             now_ms = int(time.time() * 1000)
             for mt in tasks.running():
                 mt.task.punctuate_wall_clock(now_ms)
@@ -168,6 +191,9 @@ class StreamThread:
                 log.warning("consumer close: %s", e)
         if self.tasks is not None:
             self.tasks.close_all(clean=self.error is None)
+        if self.transaction is not None:
+            # Nothing uncommitted may survive: abort what a failure left open.
+            self.transaction.close()
         for client in (self.restorer, self.collector, self.changelog_producer):
             if client is not None:
                 try:

@@ -46,7 +46,7 @@ class ManagedTask:
 
 class TaskManager:
     def __init__(self, topology, application_id, *, state_dir, error_handler, collector,
-                 changelog_producer, restorer):
+                 changelog_producer, restorer, exactly_once=False):
         self.topology = topology
         self.application_id = application_id
         self.state_dir = state_dir
@@ -59,6 +59,11 @@ class TaskManager:
         self.by_partition = {}      # source (topic, partition) -> ManagedTask
         self.consumed = {}          # source (topic, partition) -> next offset to commit
         self.committed = {}         # source (topic, partition) -> last committed offset
+        # source (topic, partition) -> where processing resumes after an aborted transaction:
+        # the last committed offset, or the first offset processed since the assignment.
+        self.rewind_to = {}
+        self.exactly_once = exactly_once
+        self.abort = None           # exactly-once: abort(why) of the committer
         self.commit = None          # set by the stream thread: commit(reason) callable
         self.failed = False         # no commit may happen any more (a record failed)
         self.closed_task_metrics = {}
@@ -89,6 +94,10 @@ class TaskManager:
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
                     "without a commit", len(partitions))
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)
+        if self.abort is not None and not self.failed:
+            # The open transaction holds output of the lost tasks too: abort it, and
+            # rewind the tasks this instance keeps.
+            self.abort("partitions lost")
 
     # --- task lifecycle -------------------------------------------------------------------
     def _task_for(self, topic, partition):
@@ -119,6 +128,9 @@ class TaskManager:
             self._close_stores(task)
             plan = self._plan(mt, None)
             task.open_stores()
+        if self.exactly_once:
+            for store in task.stores.values():
+                store.transactional = True
         restore = []
         for name, tp, offset in plan:
             store = task.stores[name]
@@ -175,6 +187,7 @@ class TaskManager:
             mt = self.by_partition.pop(tp, None)
             self.consumed.pop(tp, None)
             self.committed.pop(tp, None)
+            self.rewind_to.pop(tp, None)
             if mt is not None:
                 mt.partitions.discard(tp)
                 if not mt.partitions and mt not in closing:
@@ -229,9 +242,29 @@ class TaskManager:
                 self.consumer.seek(kafka.TopicPartition(batch.topic, batch.partition,
                                                         batch.offsets[0]))
             return 0
+        if tp not in self.rewind_to:
+            self.rewind_to[tp] = batch.offsets[0]
         mt.task.process(batch)
         self.consumed[tp] = batch.offsets[-1] + 1
         return len(batch.offsets)
+
+    def rewind_all(self):
+        """Exactly-once, the transaction aborted: every running task drops its uncommitted
+        state and recreates its processors; the consumer goes back to the committed
+        positions (or to the first record processed, where nothing was committed yet)."""
+        for mt in self.running():
+            mt.task.rewind()
+        seeks = []
+        for tp, mt in self.by_partition.items():
+            target = self.rewind_to.get(tp)
+            if mt.state == RUNNING and target is not None and self.consumed.get(tp) != target:
+                seeks.append(kafka.TopicPartition(tp[0], tp[1], target))
+        self.consumed = {tp: o for tp, o in self.committed.items() if tp in self.by_partition}
+        if self.consumer is not None:
+            for tp in seeks:
+                self.consumer.seek(tp)
+        log.info("rewound %d task(s); %d partition(s) sought back to their committed offsets",
+                 len(self.running()), len(seeks))
 
     def running(self):
         return [mt for mt in self.tasks.values() if mt.state == RUNNING]
