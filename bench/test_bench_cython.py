@@ -187,6 +187,8 @@ def _run(benchmark, tmp_path, processor, path, backend):
         assert store.get(k) == (None if path == "floor" else _ROUND_SUM[k] * len(cpu))
     task.close()
 
+    if benchmark.stats is None:  # --benchmark-disable
+        return
     stats = benchmark.stats.stats
     cpu_sorted = sorted(cpu[1:])
     benchmark.extra_info.update(
