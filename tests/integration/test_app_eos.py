@@ -9,9 +9,6 @@ the transactions stay real.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 pytest.importorskip("confluent_kafka")
@@ -29,8 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PARTITIONS = 2
 STORE = "counts"
-# Fails the first process() call that sees it set (once per test process).
-FAIL_ONCE = {"after": None}
+# When "left" is set: process() calls count it down and the one that reaches 0 raises, once.
+FAIL_ONCE = {"left": None}
 
 
 class CountWithOffsets(cs.Processor):
@@ -39,14 +36,14 @@ class CountWithOffsets(cs.Processor):
     def init(self, ctx):
         self.ctx = ctx
         self.store = ctx.get_store(STORE)
-        self.seen = 0
 
     def process(self, record):
-        self.seen += 1
-        after = FAIL_ONCE["after"]
-        if after is not None and self.seen > after:
-            FAIL_ONCE["after"] = None
-            raise RuntimeError("injected processing failure")
+        left = FAIL_ONCE["left"]
+        if left is not None:
+            FAIL_ONCE["left"] = left - 1
+            if left <= 1:
+                FAIL_ONCE["left"] = None
+                raise RuntimeError("injected processing failure")
         c = (self.store.get(record.key) or 0) + 1
         self.store.put(record.key, c)
         self.ctx.forward(record.key, f"{c}|{record.partition}|{record.offset}")
@@ -131,9 +128,9 @@ def recorder(monkeypatch):
         return rec
 
     monkeypatch.setattr(cs_kafka, "make_producer", make)
-    FAIL_ONCE["after"] = None
+    FAIL_ONCE["left"] = None
     yield made
-    FAIL_ONCE["after"] = None
+    FAIL_ONCE["left"] = None
 
 
 def feed(broker, src, n, start=0, keys=7):
@@ -286,13 +283,13 @@ def test_eos_failed_commit_aborts_rewinds_and_counts_stay_exact(
     snapshot = {}
 
     def make(conf):
-        rec = RecordingProducer(real_make(conf), fail_commit_at=3)
+        rec = RecordingProducer(real_make(conf), fail_commit_at=2)
         made.append(rec)
         return rec
 
     monkeypatch.setattr(cs_kafka, "make_producer", make)
     feed(broker, src, 200)
-    app = make_app(broker, src, out, app_id, tmp_path, commit_interval_ms=200)
+    app = make_app(broker, src, out, app_id, tmp_path)
 
     def at_failed_commit():
         # Inside the failing commit: the stores hold the transaction's writes as pending,
@@ -306,33 +303,26 @@ def test_eos_failed_commit_aborts_rewinds_and_counts_stay_exact(
     (rec,) = made
     rec.on_failed_commit = at_failed_commit
     try:
-        stop = threading.Event()
-
-        def trickle():
-            for i in range(20):
-                if stop.is_set():
-                    return
-                feed(broker, src, 20, start=200 + 20 * i)
-                time.sleep(0.1)
-
-        t = threading.Thread(target=trickle)
-        t.start()
-        t.join()
+        wait_committed(broker, app_id, src, 200)
+        feed(broker, src, 200, start=200)       # the transaction whose commit fails
+        wait_committed(broker, app_id, src, 400)
+        feed(broker, src, 200, start=400)
         wait_committed(broker, app_id, src, 600)
-        # After the abort: the first reads of the next transaction saw the rewound state.
-        after_abort = [mt.task.stores[STORE].pending_count() for mt in app._stream.tasks.running()]
+        pending = [mt.task.stores[STORE].pending_count() for mt in app._stream.tasks.running()]
     finally:
         app.close()
-    assert after_abort == [0] * len(after_abort)
+    assert pending == [0] * len(pending)
     txns = rec.transactions()
     outcomes = [o for o, _ in txns]
-    assert outcomes.count("abort") == 1 and outcomes[2] == "abort", outcomes
-    aborted = txns[2][1]
+    assert outcomes.count("abort") == 1 and outcomes.count("commit") >= 3, outcomes
+    failed = outcomes.index("abort")
+    aborted = txns[failed][1]
     assert ("commit-failed",) in aborted and any(c[0] == "offsets" for c in aborted)
+    assert any(c[0] == "produce" and c[1] == changelog for c in aborted)
     assert snapshot["pending"] > 0
     committed_before = {}
     for k, c, _p, _o in check_committed_transactions(
-            type("R", (), {"transactions": lambda self: txns[:2]})(), src, out, changelog):
+            type("R", (), {"transactions": lambda self: txns[:failed]})(), src, out, changelog):
         committed_before[k] = c
     assert snapshot["backend"] == committed_before
     by_partition = input_by_partition(broker, src, 600)
@@ -351,14 +341,17 @@ def test_eos_processing_failure_keeps_only_committed_state_and_restart_is_exact(
     app.start()
     try:
         wait_committed(broker, app_id, src, 200)
-        FAIL_ONCE["after"] = 60          # per processor instance: fails mid-transaction
+        FAIL_ONCE["left"] = 150          # fails mid-transaction, after some output
         feed(broker, src, 300, start=200)
         wait_for(lambda: not app.running, timeout=60, what="the app to stop on the failure")
     finally:
         with pytest.raises(cs.CStreamsError, match="injected processing failure"):
             app.close()
     rec = recorder[0]
-    assert rec.calls[-1] == ("abort",)              # the open transaction was aborted
+    # The open transaction, holding output of the records before the failure, was aborted.
+    outcome, calls = rec.transactions()[-1]
+    assert outcome == "abort" and rec.calls[-1] == ("abort",)
+    assert any(c[0] == "produce" and c[1] == out for c in calls)
     by_partition = input_by_partition(broker, src, 500)
     done = committed(broker.bootstrap_servers, app_id, src, PARTITIONS)
     assert sum(done.values()) < 500
