@@ -30,8 +30,9 @@ RecordBatch = _record.RecordBatch
 
 
 def get_include() -> str:
-    """The directory holding cstreams' public .pxd files, for a user's Cython build."""
-    return _os.path.dirname(_os.path.abspath(__file__))
+    """The directory to put on Cython's include path (and the C compiler's) so that a user's
+    module can ``cimport cstreams.api``: the one that holds the ``cstreams`` package."""
+    return _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 
 
 def __getattr__(name):
