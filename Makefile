@@ -41,8 +41,13 @@ demo: install
 debug: $(PY)
 	CSTREAMS_DEBUG=1 $(PY) setup.py build_ext --inplace --force
 
+PUBLIC = cstreams/__init__.py cstreams/topology.py cstreams/processor.py cstreams/serde.py \
+	cstreams/testing.py cstreams/errors.py cstreams/handlers.py cstreams/processors.py \
+	cstreams/stores/__init__.py cstreams/app.py
+
 lint: install
 	$(PY) -m ruff check cstreams tests bench examples
+	$(PY) -m mypy --ignore-missing-imports $(PUBLIC)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .benchmarks

@@ -70,11 +70,11 @@ class TopologyTestDriver:
         self._own_state_dir = state_dir is None
         self._state_dir = state_dir or tempfile.mkdtemp(prefix="cstreams-driver-")
         self._error_handler = error_handler
-        self._tasks = {}
-        self._offsets = {}
-        self._raw_output = {}
-        self._read_pos = {}
-        self._feedback = []
+        self._tasks: dict[tuple[int, int], Task] = {}
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._raw_output: dict[str, list[tuple]] = {}
+        self._read_pos: dict[str, int] = {}
+        self._feedback: list[tuple] = []
         self._source_topics = set(topology.source_topics())
         self._collector = _Collector(self)
         self._closed = False

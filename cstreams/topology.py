@@ -199,7 +199,7 @@ class Topology:
         nodes = self._nodes
         if not any(n.kind == "source" for n in nodes.values()):
             raise TopologyError("the topology has no source")
-        children = {name: [] for name in nodes}
+        children: dict[str, list[str]] = {name: [] for name in nodes}
         for n in nodes.values():
             for p in getattr(n, "parents", []):
                 if p not in nodes:
