@@ -23,8 +23,8 @@ import threading
 from cstreams import handlers as _handlers
 from cstreams.errors import ConfigurationError
 from cstreams.runtime import config as _config
-from cstreams.runtime.transaction import stable_instance_id
 from cstreams.runtime.stream_thread import StreamThread
+from cstreams.runtime.transaction import stable_instance_id
 from cstreams.topology import Topology
 
 log = logging.getLogger("cstreams")
