@@ -41,6 +41,7 @@ cdef class ProcessorContext:
     cdef _Output _target(self, object to)
     cpdef forward(self, key, value, timestamp=*, headers=*, to=*)
     cpdef forward_batch(self, keys, values, timestamps=*, headers=*, to=*)
+    cpdef object get_store(self, object name)
     cpdef _flush_outputs(self, topic, partition)
     cpdef _discard_outputs(self)
 

@@ -291,7 +291,7 @@ cdef class ProcessorContext:
             (<_Output>out).clear()
 
     # --- stores and punctuation -----------------------------------------------------------
-    def get_store(self, name):
+    cpdef object get_store(self, object name):
         if name not in self._node.store_names:
             raise CStreamsError(
                 f"processor {self._node.name!r} is not connected to store {name!r}; "

@@ -12,9 +12,13 @@ cdef class KeyValueStore:
     cdef public dict _dirty    # serialized keys written since the last flush, in write order
 
     cdef object _key_bytes(self, object key)
-    cpdef list _keys_bytes(self, object keys)
+    cpdef list keys_bytes(self, object keys)
     cpdef object get(self, object key)
     cpdef put(self, object key, object value)
+    cpdef object delete(self, object key)
+    cpdef list get_batch(self, object keys)
+    cpdef put_batch(self, object keys, object values)
+    cpdef delete_batch(self, object keys)
     cpdef list get_batch_by_bytes(self, list kbs)
     cpdef put_batch_by_bytes(self, object kbs, object values)
     cpdef Py_ssize_t flush(self) except -1

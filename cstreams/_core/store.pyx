@@ -79,14 +79,14 @@ cdef class KeyValueStore:
         if PyDict_Size(self._cache) > self.cache_max_entries:
             self._evict()
 
-    def delete(self, key):
+    cpdef object delete(self, object key):
         """Delete ``key``; return its previous value (None if absent)."""
         old = self.get(key)
         self.put(key, None)
         return old
 
     # --- batch API --------------------------------------------------------------------------
-    cpdef list _keys_bytes(self, object keys):
+    cpdef list keys_bytes(self, object keys):
         try:
             kbs = self.key_serde.serialize_batch(keys)
         except SerdeError as e:
@@ -97,8 +97,8 @@ cdef class KeyValueStore:
             raise StoreError(f"store {self.name!r}: keys cannot be None")
         return kbs
 
-    def get_batch(self, keys):
-        return self.get_batch_by_bytes(self._keys_bytes(keys))
+    cpdef list get_batch(self, object keys):
+        return self.get_batch_by_bytes(self.keys_bytes(keys))
 
     cpdef list get_batch_by_bytes(self, list kbs):
         """Values for already-serialized keys, in order."""
@@ -127,12 +127,12 @@ cdef class KeyValueStore:
                 self._shrink()
         return out
 
-    def put_batch(self, keys, values):
+    cpdef put_batch(self, object keys, object values):
         if len(keys) != len(values):
             raise StoreError(
                 f"store {self.name!r}: put_batch got {len(keys)} keys and {len(values)} values"
             )
-        self.put_batch_by_bytes(self._keys_bytes(keys), values)
+        self.put_batch_by_bytes(self.keys_bytes(keys), values)
 
     cpdef put_batch_by_bytes(self, object kbs, object values):
         """Write values for already-serialized keys (None deletes); later writes win."""
@@ -152,8 +152,8 @@ cdef class KeyValueStore:
         if len(cache) > self.cache_max_entries:
             self._evict()
 
-    def delete_batch(self, keys):
-        kbs = self._keys_bytes(keys)
+    cpdef delete_batch(self, object keys):
+        kbs = self.keys_bytes(keys)
         self.put_batch_by_bytes(kbs, [None] * len(kbs))
 
     # --- scans ------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ cpdef list count_batch(object store, object keys):
 
 
 def _count_batch_generic(store, keys):
-    kbs = store._keys_bytes(keys)
+    kbs = store.keys_bytes(keys)
     distinct = list(dict.fromkeys(kbs))
     running = {}
     for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):
@@ -358,7 +358,7 @@ def _count_batch_generic(store, keys):
 cdef list _count_batch(KeyValueStore store, object keys):
     # Each record is mapped to the slot of its distinct key (one dict lookup); the counting
     # itself then runs on a C array of the distinct keys' counts.
-    cdef list kbs = store._keys_bytes(keys)
+    cdef list kbs = store.keys_bytes(keys)
     cdef Py_ssize_t n = PyList_GET_SIZE(kbs)
     cdef Py_ssize_t i, s, nd
     cdef dict slots = {}

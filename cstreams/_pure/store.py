@@ -70,7 +70,7 @@ class KeyValueStore:
         return old
 
     # --- batch API --------------------------------------------------------------------------
-    def _keys_bytes(self, keys):
+    def keys_bytes(self, keys):
         try:
             kbs = self.key_serde.serialize_batch(keys)
         except SerdeError as e:
@@ -80,7 +80,7 @@ class KeyValueStore:
         return kbs
 
     def get_batch(self, keys):
-        return self.get_batch_by_bytes(self._keys_bytes(keys))
+        return self.get_batch_by_bytes(self.keys_bytes(keys))
 
     def get_batch_by_bytes(self, kbs):
         """Values for already-serialized keys, in order."""
@@ -104,7 +104,7 @@ class KeyValueStore:
             raise StoreError(
                 f"store {self.name!r}: put_batch got {len(keys)} keys and {len(values)} values"
             )
-        self.put_batch_by_bytes(self._keys_bytes(keys), values)
+        self.put_batch_by_bytes(self.keys_bytes(keys), values)
 
     def put_batch_by_bytes(self, kbs, values):
         """Write values for already-serialized keys (None deletes); later writes win."""
@@ -117,7 +117,7 @@ class KeyValueStore:
             self._evict()
 
     def delete_batch(self, keys):
-        kbs = self._keys_bytes(keys)
+        kbs = self.keys_bytes(keys)
         self.put_batch_by_bytes(kbs, [None] * len(kbs))
 
     # --- scans ------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class KeyValueStore:
 def count_batch(store, keys):
     """Count ``keys`` into ``store`` (int values); return the running count per record, in
     order. One get_batch of the distinct keys, one put_batch of their final counts."""
-    kbs = store._keys_bytes(keys)
+    kbs = store.keys_bytes(keys)
     distinct = list(dict.fromkeys(kbs))
     running = {}
     for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):

@@ -64,7 +64,7 @@ cdef class SumPerKey(BatchProcessor):
 cdef list _sum_batch(KeyValueStore store, RecordBatch batch, Py_ssize_t n):
     # Each record is mapped to the slot of its distinct serialized key with one dict lookup;
     # the sums then run on a C array, one slot per distinct key.
-    cdef list kbs = store._keys_bytes(batch.keys)
+    cdef list kbs = store.keys_bytes(batch.keys)
     cdef dict slots = {}
     cdef list distinct = []
     cdef list out = []
