@@ -64,7 +64,12 @@ def _parser():
     r.add_argument("--state-dir", default=None)
     r.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="a confluent-kafka setting (repeatable); see cstreams.runtime.config")
-    r.add_argument("--commit-interval-ms", type=int, default=30_000)
+    r.add_argument("--processing-guarantee", default="at_least_once",
+                   choices=["at_least_once", "exactly_once_v2"])
+    r.add_argument("--instance-id", default=None,
+                   help="stable per-instance id for the transactional.id (exactly-once)")
+    r.add_argument("--commit-interval-ms", type=int, default=None,
+                   help="default 30000 at-least-once, 100 exactly-once")
     r.add_argument("--error-handler", default="fail",
                    help="fail, skip or dead-letter:TOPIC")
     r.add_argument("--progress-interval-ms", type=int, default=30_000)
@@ -86,6 +91,8 @@ def main(argv=None):
         app = App(topology, application_id=args.application_id,
                   bootstrap_servers=args.bootstrap_servers, state_dir=args.state_dir,
                   config=_parse_config(args.config),
+                  processing_guarantee=args.processing_guarantee,
+                  instance_id=args.instance_id,
                   commit_interval_ms=args.commit_interval_ms,
                   error_handler=args.error_handler,
                   progress_interval_ms=args.progress_interval_ms)

@@ -54,3 +54,13 @@ def test_python_dash_m(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "Sink: out (topic: word-counts)" in r.stdout
+
+
+def test_run_passes_the_processing_guarantee(capsys):
+    # changelog.producer.* settings are an error only under exactly-once: the flag reached App.
+    args = ["run", "examples.wordcount:build_topology", "--application-id", "x",
+            "--bootstrap-servers", "127.0.0.1:1", "--config", "changelog.producer.acks=all"]
+    assert cli.main(args + ["--processing-guarantee", "exactly_once_v2"]) == 1
+    assert "changelog.producer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(args + ["--processing-guarantee", "at_most_once"])
