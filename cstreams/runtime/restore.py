@@ -12,6 +12,7 @@ import logging
 import time
 
 from cstreams import kafka
+from cstreams._impl import grouping
 from cstreams.runtime.errors import RestoreError
 
 log = logging.getLogger("cstreams.restore")
@@ -44,6 +45,7 @@ class StoreRestorer:
         self._offsets = {}          # task_id -> {(topic, partition): end offset}
         self._last_progress = time.monotonic()
         self.records_restored = 0
+        self._group = grouping.group_messages
 
     @property
     def consumer(self):
@@ -98,31 +100,24 @@ class StoreRestorer:
         if not self._pending:
             return []
         msgs = self.consumer.consume(num_messages=self.max_records, timeout=timeout)
-        cols = {}
+        # The compiled grouping splits the poll into one batch per changelog partition (offset
+        # order kept) and hands back the EOF and error events apart. A partition's EOF comes
+        # after the records before it, so applying the batches first keeps the order; records
+        # that arrived after an EOF in the same poll are applied too, and the restored
+        # position stays at the EOF offset, which only makes a later restore replay them.
+        batches, events = self._group(msgs)
+        for b in batches:
+            self._apply(b)
         eofs = []
-        for m in msgs:
+        for m in events:
             err = m.error()
-            if err is not None:
-                if err.code() == kafka.PARTITION_EOF:
-                    eofs.append(((m.topic(), m.partition()), m.offset()))
-                    # Apply what came before the EOF now, so the order is kept.
-                    self._apply(cols.pop((m.topic(), m.partition()), None),
-                                (m.topic(), m.partition()))
-                    continue
-                if err.fatal() or not err.retriable():
-                    raise RestoreError(f"restoring from changelog {m.topic()}-{m.partition()} "
-                                       f"failed: {err.str()}")
-                log.warning("restore consumer: %s", err.str())
+            if err.code() == kafka.PARTITION_EOF:
+                eofs.append(((m.topic(), m.partition()), m.offset()))
                 continue
-            tp = (m.topic(), m.partition())
-            c = cols.get(tp)
-            if c is None:
-                c = cols[tp] = ([], [], [0])
-            c[0].append(m.key())
-            c[1].append(m.value())
-            c[2][0] = m.offset() + 1
-        for tp, c in cols.items():
-            self._apply(c, tp)
+            if err.fatal() or not err.retriable():
+                raise RestoreError(f"restoring from changelog {m.topic()}-{m.partition()} "
+                                   f"failed: {err.str()}")
+            log.warning("restore consumer: %s", err.str())
         done = []
         for tp, end in eofs:
             p = self._pending.pop(tp, None)
@@ -151,18 +146,16 @@ class StoreRestorer:
                          self._counts[tid], self._counts[tid] / secs)
         return done
 
-    def _apply(self, c, tp):
-        if not c:
-            return
-        p = self._pending.get(tp)
+    def _apply(self, batch):
+        p = self._pending.get((batch.topic, batch.partition))
         if p is None:
             return
-        kbs, vbs, nxt = c
-        p.store.restore_batch(kbs, vbs)
-        p.position = nxt[0]
-        p.records += len(kbs)
-        self._counts[p.task.task_id] = self._counts.get(p.task.task_id, 0) + len(kbs)
-        self.records_restored += len(kbs)
+        n = len(batch.keys)
+        p.store.restore_batch(batch.keys, batch.values)
+        p.position = batch.offsets[-1] + 1
+        p.records += n
+        self._counts[p.task.task_id] = self._counts.get(p.task.task_id, 0) + n
+        self.records_restored += n
 
     def close(self):
         if self._consumer is not None:
