@@ -16,11 +16,11 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams
 
 install: $(STAMP)
 
-# The whole suite on the compiled core (it must load), then the unit and driver tests again
-# on the pure-Python twins.
+# The whole suite on the compiled core (it must load), then again on the pure-Python twins
+# (all but the slow tests that build user Cython modules, which need the compiled core).
 test: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600
-	CSTREAMS_NO_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m "not integration" tests/unit tests/driver
+	CSTREAMS_NO_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m "not slow"
 
 test-unit: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -m "not integration"
