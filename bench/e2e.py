@@ -253,7 +253,8 @@ def _fmt(xs: list[float], digits: int) -> str:
 def table(results: list[dict], variants: list[str], records: int) -> str:
     floor_by_rep = {r["rep"]: r["cpu_s"] * 1e6 / r["records"]
                     for r in results if r["variant"] == "floor" and _ok(r)}
-    header = ("variant", "records", "wall s", "records/s", "CPU us/record", "x floor")
+    header = ("variant", "records", "wall s", "records/s", "CPU us/record", "x floor",
+              "final poll size", "batch latency p50 / p99 ms")
     rows = [header]
     for v in variants:
         rs = [r for r in results if r["variant"] == v]
@@ -261,20 +262,26 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
         if not rs:
             continue
         if any(r.get("unavailable") for r in rs):
-            rows.append((v, str(records), "not available yet", "", "", ""))
+            rows.append((v, str(records), "not available yet", "", "", "", "", ""))
             continue
         if not ok:
-            rows.append((v, str(records), "FAILED", "", "", ""))
+            rows.append((v, str(records), "FAILED", "", "", "", "", ""))
             continue
         wall = [r["wall_s"] for r in ok]
         rate = [r["records"] / r["wall_s"] for r in ok]
         us = [r["cpu_s"] * 1e6 / r["records"] for r in ok]
         ratio = [r["cpu_s"] * 1e6 / r["records"] / floor_by_rep[r["rep"]]
                  for r in ok if r["rep"] in floor_by_rep]
+        sizes = [r["poll_size"] for r in ok if r.get("poll_size") is not None]
+        lat = [(r["batch_latency_ms_p50"], r["batch_latency_ms_p99"]) for r in ok
+               if r.get("batch_latency_ms_p50") is not None]
         rows.append((
             v + ("" if len(ok) == len(rs) else f" ({len(rs) - len(ok)} failed)"),
             str(records), _fmt(wall, 2), _fmt(rate, 0), _fmt(us, 2),
             _fmt(ratio, 2) if ratio else "-",
+            _fmt(sizes, 0) if sizes else "-",
+            (f"{statistics.median(a for a, _ in lat):.1f} / "
+             f"{statistics.median(b for _, b in lat):.1f}") if lat else "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -369,8 +376,13 @@ def _describe(r: dict) -> str:
         return f"{head} not available yet ({r['unavailable']})"
     us = r["cpu_s"] * 1e6 / r["records"]
     status = "verified" if not r["problems"] else "OUTPUT WRONG: " + "; ".join(r["problems"])
+    batching = ""
+    if r.get("poll_size") is not None:
+        batching = (f"  poll size {r['poll_size']}, batch latency p50 "
+                    f"{r['batch_latency_ms_p50']:.1f} / p99 {r['batch_latency_ms_p99']:.1f} / "
+                    f"max {r['batch_latency_ms_max']:.1f} ms")
     return (f"{head} wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  {us:.2f} us/record  "
-            f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}")
+            f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}{batching}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,16 @@ sink serialization and murmur2 partitioning) with a collector that only counts w
 handed. A round is ROUND_RECORDS records in batches of BATCH_RECORDS, ending with the commit's
 store flush (one write batch per store), as the runtime does on commit.
 
-Workloads, each with a ``batch`` (BatchProcessor) and a ``per_record`` (plain Processor with
-ctx.forward / store.put) variant doing the same work:
+Workloads, each run three ways doing the same work:
+  batch             a BatchProcessor, input batches of BATCH_RECORDS records
+  per_record        a plain Processor (ctx.forward / store.get / store.put per record) inside
+                    the same batches: the compiled batch flow around a per-record processor
+  record_at_a_time  the same plain Processor, fed one record per input batch: each record
+                    travels alone through source deserialization, processor, store and sink,
+                    as in a per-record engine (Kafka Streams' StreamTask.process), on this
+                    engine
+
+Workloads:
   transform   parse an int from a string value and multiply it, sink as int64
   count_mem   count per string key in an in-memory store, forward (key, count)
   store_put   write every record into a store: put_batch vs a put loop (in-memory and RocksDB)
@@ -89,14 +97,18 @@ class CountingChangelog:
         self.records += len(kbs)
 
 
-def _raw_batches(topic, keys, values):
-    """Raw (bytes) input batches of one partition, offsets running on across rounds."""
-    ts = [1_700_000_000_000 + i for i in range(BATCH_RECORDS)]
+def _raw_batches(topic, keys, values, batch_records=BATCH_RECORDS):
+    """Raw (bytes) input batches of one partition (columns, built before the rounds)."""
+    ts = [1_700_000_000_000 + i for i in range(ROUND_RECORDS)]
     out = []
-    for start in range(0, ROUND_RECORDS, BATCH_RECORDS):
-        sl = slice(start, start + BATCH_RECORDS)
-        out.append((keys[sl], values[sl], ts, list(range(start, start + BATCH_RECORDS))))
+    for start in range(0, ROUND_RECORDS, batch_records):
+        sl = slice(start, start + batch_records)
+        out.append((keys[sl], values[sl], ts[sl], list(range(start, start + batch_records))))
     return out
+
+
+def _inputs(path, keys, values):
+    return _raw_batches("in", keys, values, 1 if path == "record_at_a_time" else BATCH_RECORDS)
 
 
 # --- processors: batch and per-record twins of each workload --------------------------------
@@ -169,7 +181,7 @@ def _transform(path):
     t.add_source("in", "in", key_serde=serde.STRING, value_serde=serde.STRING)
     t.add_processor("p", TransformBatch if path == "batch" else TransformEach, parents="in")
     t.add_sink("out", "out", parents="p", key_serde=serde.STRING, value_serde=serde.INT64)
-    return t, _raw_batches("in", _BYTES_KEYS, _DIGITS)
+    return t, _inputs(path, _BYTES_KEYS, _DIGITS)
 
 
 def _count_mem(path):
@@ -179,7 +191,7 @@ def _count_mem(path):
     t.add_processor("p", processors.count("counts") if path == "batch" else CountEach,
                     parents="in", stores=["counts"])
     t.add_sink("out", "out", parents="p", key_serde=serde.STRING, value_serde=serde.INT64)
-    return t, _raw_batches("in", _BYTES_KEYS, _VALUES8)
+    return t, _inputs(path, _BYTES_KEYS, _VALUES8)
 
 
 def _store_put(path, backend):
@@ -188,7 +200,7 @@ def _store_put(path, backend):
     make = stores.in_memory if backend == "memory" else stores.rocksdb
     t.add_store(make("kv", key_serde=serde.BYTES, value_serde=serde.BYTES))
     t.add_processor("p", PutBatch if path == "batch" else PutEach, parents="in", stores=["kv"])
-    return t, _raw_batches("in", _RANDOM_KEYS, _VALUES8)
+    return t, _inputs(path, _RANDOM_KEYS, _VALUES8)
 
 
 def _sink(path):
@@ -196,7 +208,7 @@ def _sink(path):
     t.add_source("in", "in", key_serde=serde.STRING, value_serde=serde.JSON)
     t.add_processor("p", ForwardBatch if path == "batch" else ForwardEach, parents="in")
     t.add_sink("out", "out", parents="p", key_serde=serde.STRING, value_serde=serde.JSON)
-    return t, _raw_batches("in", _BYTES_KEYS, _JSON)
+    return t, _inputs(path, _BYTES_KEYS, _JSON)
 
 
 def _count_rocks(path):
@@ -206,7 +218,7 @@ def _count_rocks(path):
     t.add_processor("p", processors.count("counts") if path == "batch" else CountEach,
                     parents="in", stores=["counts"])
     t.add_sink("out", "out", parents="p", key_serde=serde.BYTES, value_serde=serde.INT64)
-    return t, _raw_batches("in", _BYTES_KEYS, _VALUES8)
+    return t, _inputs(path, _BYTES_KEYS, _VALUES8)
 
 
 # --- the runner -----------------------------------------------------------------------------
@@ -259,7 +271,7 @@ def _run(benchmark, tmp_path, workload, path, topology, inputs, expect_out=True)
     )
 
 
-PATHS = ["batch", "per_record"]
+PATHS = ["batch", "per_record", "record_at_a_time"]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -11,7 +11,7 @@ import os
 
 from cstreams.errors import ExtensionsNotLoaded
 
-MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store")
+MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store", "produce")
 
 
 def _flag(name):
@@ -43,3 +43,4 @@ serde = _mods["serde"]
 processor = _mods["processor"]
 dispatch = _mods["dispatch"]
 store = _mods["store"]
+produce = _mods["produce"]

@@ -52,6 +52,13 @@ class App:
     ``<application_id>-<instance_id>``; by default a UUID kept in
     ``<state_dir>/<application_id>/instance.id``. A ``transactional.id`` in ``config`` replaces
     the whole id. Two running instances must never share it: the newer fences the older.
+
+    Adaptive batching: the number of records asked of each consume() (the poll size) starts at
+    min(1,000, ``max_poll_records``) and adapts so that a poll's batch latency (consume()
+    returning to the end of processing its records) stays under ``max_batch_latency_ms``:
+    it doubles, up to ``max_poll_records``, while polls come back full in under half the bound
+    and shrinks when a poll passes it (cstreams.runtime.batching). metrics() reports the
+    current ``poll_size`` and recent ``batch_latency_ms_p50/p99/max``.
     """
 
     def __init__(self, topology: Topology, application_id: str, bootstrap_servers: str, *,
@@ -61,7 +68,8 @@ class App:
                  production_error_handler="fail", max_poll_records: int = 10_000,
                  poll_timeout_ms: int = 100, metadata_timeout_s: float = 30.0,
                  flush_timeout_s: float = 60.0, progress_interval_ms: int = 30_000,
-                 changelog_replication_factor: int = -1, instance_id: str | None = None):
+                 changelog_replication_factor: int = -1, instance_id: str | None = None,
+                 max_batch_latency_ms: float = 100.0):
         if not isinstance(topology, Topology):
             raise ConfigurationError(f"App needs a cstreams.Topology, got {type(topology)!r}")
         topology.validate()
@@ -81,6 +89,9 @@ class App:
         if commit_interval_ms < 0 or max_poll_records < 1:
             raise ConfigurationError("commit_interval_ms must be >= 0 and max_poll_records "
                                      ">= 1")
+        if not max_batch_latency_ms > 0:
+            raise ConfigurationError(f"max_batch_latency_ms must be > 0, got "
+                                     f"{max_batch_latency_ms!r}")
         self.topology = topology
         self.application_id = application_id
         self.bootstrap_servers = bootstrap_servers
@@ -108,6 +119,7 @@ class App:
                                      "callable")
         self.production_error_handler = production_error_handler
         self.max_poll_records = max_poll_records
+        self.max_batch_latency_ms = max_batch_latency_ms
         self.poll_timeout_ms = poll_timeout_ms
         self.metadata_timeout_s = metadata_timeout_s
         self.flush_timeout_s = flush_timeout_s

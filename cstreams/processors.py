@@ -6,6 +6,7 @@ processor per task.
 
 from __future__ import annotations
 
+from cstreams._impl import dispatch as _dispatch
 from cstreams._impl import store as _store
 from cstreams.processor import BatchProcessor
 
@@ -20,6 +21,7 @@ class BatchCountAggregator(BatchProcessor):
     def init(self, ctx):
         self.ctx = ctx
         self.store = ctx.get_store(self.store_name)
+        self.key_serde = getattr(self.store, "key_serde", None)
 
     def process_batch(self, batch):
         keys = batch.keys
@@ -31,7 +33,12 @@ class BatchCountAggregator(BatchProcessor):
             counts = _store.count_batch(self.store, keys)
             self.ctx.forward_batch(keys, counts, batch.timestamps)
             return
-        self.ctx.forward_batch(keys, _store.count_batch(self.store, keys))
+        kbs = None
+        if self.key_serde is not None:
+            # The consumed bytes when the keys come unchanged from a source with the same
+            # exact round-trip serde; else None and the store serializes them.
+            kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.key_serde)
+        self.ctx.forward_batch(keys, _store.count_batch(self.store, keys, kbs))
 
 
 class MapProcessor(BatchProcessor):

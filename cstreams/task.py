@@ -48,6 +48,9 @@ class Task:
         self.metrics = collections.Counter()
         self._punctuations = []
         self._raw = None
+        # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
+        # node: sinks and stores reuse the bytes for keys that pass through unchanged.
+        self._key_origin = None
         self._sources_by_name, self.nodes = topology.build_nodes(sub)
         self._source_by_topic = {}
         for src in self._sources_by_name.values():
@@ -137,6 +140,7 @@ class Task:
             src.process_raw(raw)
         finally:
             self._raw = None
+            self._key_origin = None
         n = len(raw.keys)
         self.metrics["records_in"] += n
         if n:

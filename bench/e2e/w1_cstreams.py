@@ -150,8 +150,13 @@ def main() -> None:
         if not hooks.done.wait(args.timeout):
             raise SystemExit(f"{variant}: timed out: {hooks.consumed} input records handed out, "
                              f"{sum(hooks.committed.values())} committed of {args.records}")
+        m = app.metrics()
         result = probe.report(variant, commit_interval_ms=args.commit_interval_ms,
-                              implementation=cs.IMPLEMENTATION)
+                              implementation=cs.IMPLEMENTATION,
+                              poll_size=m.get("poll_size"),
+                              batch_latency_ms_p50=m.get("batch_latency_ms_p50"),
+                              batch_latency_ms_p99=m.get("batch_latency_ms_p99"),
+                              batch_latency_ms_max=m.get("batch_latency_ms_max"))
     finally:
         app.close()
     emit(result)

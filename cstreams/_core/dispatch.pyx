@@ -17,8 +17,47 @@ from cstreams.errors import (
 from cstreams._core.processor cimport BatchProcessor
 from cstreams._core.record cimport Record, RecordBatch, make_batch
 from cstreams._core.serde cimport Serde
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+
+from cstreams._core.serde import BYTES, INT32, INT64, STRING
 
 from cstreams._core.record import Record, RecordBatch
+
+
+# Serdes whose serialize(deserialize(b)) == b for every b they accept: for keys that still are
+# the very objects these decoded, the consumed bytes are their serialization.
+cdef tuple _ROUND_TRIP = (BYTES, STRING, INT32, INT64)
+
+
+def key_origin(keys, raw_keys, serde):
+    """What a source records on its task after decoding ``raw_keys`` into ``keys``: None
+    unless ``serde`` round-trips exactly."""
+    for s in _ROUND_TRIP:
+        if serde is s:
+            return (tuple(keys), raw_keys, serde)
+    return None
+
+
+def reused_key_bytes(task, keys, serde):
+    """The consumed key bytes when ``keys`` are, element by element, the very objects the
+    source of the batch in hand decoded with ``serde`` (the same exact round-trip serde);
+    else None. Identity per element, so a list changed in place is not mistaken for them."""
+    return _reused_key_bytes(getattr(task, "_key_origin", None), keys, serde)
+
+
+cdef object _reused_key_bytes(object origin, object keys, object serde):
+    if origin is None or type(keys) is not list:
+        return None
+    cdef tuple snapshot = <tuple>(<tuple>origin)[0]
+    if serde is not (<tuple>origin)[2]:
+        return None
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(keys)
+    if n != PyTuple_GET_SIZE(snapshot):
+        return None
+    for i in range(n):
+        if PyList_GET_ITEM(keys, i) != PyTuple_GET_ITEM(snapshot, i):
+            return None
+    return (<tuple>origin)[1]
 
 
 cdef class _Output:
@@ -290,6 +329,13 @@ cdef class ProcessorContext:
         for out in self._outs:
             (<_Output>out).clear()
 
+    def serialized_keys(self, keys, serde):
+        """``serde.serialize_batch(keys)``, or the consumed key bytes when ``keys`` are the
+        ones the source decoded with the same exact round-trip serde (BYTES, STRING, INT32,
+        INT64): no encoding twice of keys that pass through unchanged."""
+        kbs = _reused_key_bytes(getattr(self._task, "_key_origin", None), keys, serde)
+        return serde.serialize_batch(keys) if kbs is None else kbs
+
     # --- stores and punctuation -----------------------------------------------------------
     cpdef object get_store(self, object name):
         if name not in self._node.store_names:
@@ -347,12 +393,16 @@ cdef class SourceNode(Node):
             self._emit(batch)
 
     def deserialize(self, raw):
+        task = self.task
+        task._key_origin = None
         try:
             keys = self.key_serde.deserialize_batch(raw.keys)
             values = self.value_serde.deserialize_batch(raw.values)
         except SerdeError:
             return self._deserialize_each(raw)
-        return raw.with_columns(keys, values)
+        batch = raw.with_columns(keys, values)
+        task._key_origin = key_origin(batch.keys, raw.keys, self.key_serde)
+        return batch
 
     def _deserialize_each(self, raw):
         """Slow path after a failure: find every bad record, let the handler decide."""
@@ -494,7 +544,10 @@ cdef class SinkNode(Node):
 
     def process_batch(self, RecordBatch batch):
         try:
-            kbs = self.key_serde.serialize_batch(batch.keys)
+            kbs = _reused_key_bytes(getattr(self.task, "_key_origin", None), batch.keys,
+                                    self.key_serde)
+            if kbs is None:
+                kbs = self.key_serde.serialize_batch(batch.keys)
         except SerdeError as e:
             raise self._serialization_error(batch, e, "key") from e
         try:

@@ -26,4 +26,4 @@ cdef class KeyValueStore:
     cdef int _evict(self) except -1
 
 
-cpdef list count_batch(object store, object keys)
+cpdef list count_batch(object store, object keys, object key_bytes=*)

@@ -329,16 +329,22 @@ cdef class KeyValueStore:
         return f"<KeyValueStore {self.name!r} backend={type(self.backend).__name__}>"
 
 
-cpdef list count_batch(object store, object keys):
+cpdef list count_batch(object store, object keys, object key_bytes=None):
     """Count ``keys`` into ``store`` (int values); return the running count per record, in
-    order. One get_batch of the distinct keys, one put_batch of their final counts."""
+    order. One get_batch of the distinct keys, one put_batch of their final counts.
+    ``key_bytes``: the keys already serialized with the store's key serde (no None), if the
+    caller has them (ProcessorContext.serialized_keys)."""
     if type(store) is not KeyValueStore:
-        return _count_batch_generic(store, keys)
-    return _count_batch(<KeyValueStore>store, keys)
+        return _count_batch_generic(store, keys, key_bytes)
+    if key_bytes is None:
+        key_bytes = (<KeyValueStore>store).keys_bytes(keys)
+    elif type(key_bytes) is not list:
+        key_bytes = list(key_bytes)
+    return _count_batch(<KeyValueStore>store, <list>key_bytes)
 
 
-def _count_batch_generic(store, keys):
-    kbs = store.keys_bytes(keys)
+def _count_batch_generic(store, keys, key_bytes=None):
+    kbs = store.keys_bytes(keys) if key_bytes is None else key_bytes
     distinct = list(dict.fromkeys(kbs))
     running = {}
     for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):
@@ -355,10 +361,9 @@ def _count_batch_generic(store, keys):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef list _count_batch(KeyValueStore store, object keys):
+cdef list _count_batch(KeyValueStore store, list kbs):
     # Each record is mapped to the slot of its distinct key (one dict lookup); the counting
     # itself then runs on a C array of the distinct keys' counts.
-    cdef list kbs = store.keys_bytes(keys)
     cdef Py_ssize_t n = PyList_GET_SIZE(kbs)
     cdef Py_ssize_t i, s, nd
     cdef dict slots = {}

@@ -13,6 +13,36 @@ from cstreams.errors import (
 
 from .processor import BatchProcessor
 from .record import Record, RecordBatch
+from .serde import BYTES, INT32, INT64, STRING
+
+# Serdes whose serialize(deserialize(b)) == b for every b they accept: for keys that still are
+# the very objects these decoded, the consumed bytes are their serialization.
+_ROUND_TRIP = (BYTES, STRING, INT32, INT64)
+
+
+def key_origin(keys, raw_keys, serde):
+    """What a source records on its task after decoding ``raw_keys`` into ``keys``: None
+    unless ``serde`` round-trips exactly."""
+    for s in _ROUND_TRIP:
+        if serde is s:
+            return (tuple(keys), raw_keys, serde)
+    return None
+
+
+def reused_key_bytes(task, keys, serde):
+    """The consumed key bytes when ``keys`` are, element by element, the very objects the
+    source of the batch in hand decoded with ``serde`` (the same exact round-trip serde);
+    else None. Identity per element, so a list changed in place is not mistaken for them."""
+    origin = getattr(task, "_key_origin", None)
+    if origin is None or type(keys) is not list:
+        return None
+    snapshot, raw, oserde = origin
+    if serde is not oserde or len(keys) != len(snapshot):
+        return None
+    for a, b in zip(keys, snapshot):
+        if a is not b:
+            return None
+    return raw
 
 
 class _Output:
@@ -236,6 +266,13 @@ class ProcessorContext:
             out.clear()
 
     # --- stores and punctuation -----------------------------------------------------------
+    def serialized_keys(self, keys, serde):
+        """``serde.serialize_batch(keys)``, or the consumed key bytes when ``keys`` are the
+        ones the source decoded with the same exact round-trip serde (BYTES, STRING, INT32,
+        INT64): no encoding twice of keys that pass through unchanged."""
+        kbs = reused_key_bytes(self._task, keys, serde)
+        return serde.serialize_batch(keys) if kbs is None else kbs
+
     def get_store(self, name):
         if name not in self._node.store_names:
             raise CStreamsError(
@@ -292,12 +329,16 @@ class SourceNode(Node):
             self._emit(batch)
 
     def deserialize(self, raw):
+        task = self.task
+        task._key_origin = None
         try:
             keys = self.key_serde.deserialize_batch(raw.keys)
             values = self.value_serde.deserialize_batch(raw.values)
         except SerdeError:
             return self._deserialize_each(raw)
-        return raw.with_columns(keys, values)
+        batch = raw.with_columns(keys, values)
+        task._key_origin = key_origin(batch.keys, raw.keys, self.key_serde)
+        return batch
 
     def _deserialize_each(self, raw):
         """Slow path after a failure: find every bad record, let the handler decide."""
@@ -440,7 +481,9 @@ class SinkNode(Node):
 
     def process_batch(self, batch):
         try:
-            kbs = self.key_serde.serialize_batch(batch.keys)
+            kbs = reused_key_bytes(self.task, batch.keys, self.key_serde)
+            if kbs is None:
+                kbs = self.key_serde.serialize_batch(batch.keys)
         except SerdeError as e:
             raise self._serialization_error(batch, e, "key") from e
         try:

@@ -282,10 +282,12 @@ class KeyValueStore:
         return f"<KeyValueStore {self.name!r} backend={type(self.backend).__name__}>"
 
 
-def count_batch(store, keys):
+def count_batch(store, keys, key_bytes=None):
     """Count ``keys`` into ``store`` (int values); return the running count per record, in
-    order. One get_batch of the distinct keys, one put_batch of their final counts."""
-    kbs = store.keys_bytes(keys)
+    order. One get_batch of the distinct keys, one put_batch of their final counts.
+    ``key_bytes``: the keys already serialized with the store's key serde (no None), if the
+    caller has them (ProcessorContext.serialized_keys)."""
+    kbs = store.keys_bytes(keys) if key_bytes is None else key_bytes
     distinct = list(dict.fromkeys(kbs))
     running = {}
     for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):

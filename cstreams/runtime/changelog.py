@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 
 from cstreams import kafka
+from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
 
 
@@ -48,40 +49,17 @@ class ChangelogProducer:
 
     def send(self, topic, partition, kbs, vbs):
         if self.transaction is not None:
-            return self._send_transactional(topic, partition, kbs, vbs)
-        produce = self.producer.produce
-        n = len(kbs)
-        start = i = 0
-        while start < n:
-            try:
-                for i in range(start, n):
-                    produce(topic, vbs[i], kbs[i], partition)
-                start = n
-            except BufferError:
-                start = i
-                self.producer.poll(0.05)
-        self.sent += n
-
-    def _send_transactional(self, topic, partition, kbs, vbs):
-        txn = self.transaction
-        if not txn.open:
-            txn.begin()
-        produce = self.producer.produce
-        n = len(kbs)
-        if n == 0:
+            if not len(kbs):
+                return
+            txn = self.transaction
+            if not txn.open:
+                txn.begin()
+            # No default callback on the transactional producer: only the last record, the
+            # highest offset of this partition's send, reports its delivery.
+            self.sent += _produce.produce_batch(self.producer, topic, vbs, kbs, partition,
+                                                last_on_delivery=self._on_delivery)
             return
-        start = i = 0
-        while start < n:
-            try:
-                for i in range(start, n - 1):
-                    produce(topic, vbs[i], kbs[i], partition)
-                i = n - 1
-                produce(topic, vbs[i], kbs[i], partition, on_delivery=self._on_delivery)
-                start = n
-            except BufferError:
-                start = i
-                self.producer.poll(0.05)
-        self.sent += n
+        self.sent += _produce.produce_batch(self.producer, topic, vbs, kbs, partition)
 
     def poll(self):
         self.producer.poll(0)

@@ -18,6 +18,7 @@ import logging
 import threading
 
 from cstreams import kafka
+from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
 
 log = logging.getLogger("cstreams.collector")
@@ -36,7 +37,7 @@ class RecordCollector:
             self.producer = kafka.make_producer(conf)
         else:
             self.producer = transaction.producer
-        self._produce = self.producer.produce
+        self._produce_batch = _produce.produce_batch
         self._partitions = {}
         self._metadata_timeout = metadata_timeout
         self._handler = production_error_handler
@@ -65,29 +66,13 @@ class RecordCollector:
 
     # --- produce --------------------------------------------------------------------------
     def send_batch(self, topic, keys, values, timestamps, headers, partitions):
-        n = len(keys)
-        start = i = 0
-        produce = self._produce
         txn = self.transaction
         if txn is not None and not txn.open:
             txn.begin()
-        while start < n:
-            try:
-                if headers is None:
-                    for i in range(start, n):
-                        produce(topic, values[i], keys[i], partitions[i],
-                                timestamp=timestamps[i])
-                else:
-                    for i in range(start, n):
-                        produce(topic, values[i], keys[i], partitions[i],
-                                timestamp=timestamps[i], headers=headers[i])
-                start = n
-            except BufferError:
-                # The local queue is full: serve delivery reports until there is room, then
-                # go on from the record that did not fit.
-                start = i
-                self.producer.poll(0.05)
-        self.sent += n
+        # One compiled loop per batch; a full local queue is served by poll() and the batch
+        # goes on from the record that did not fit.
+        self.sent += self._produce_batch(self.producer, topic, values, keys, partitions,
+                                         timestamps, headers)
 
     def poll(self):
         self.producer.poll(0)

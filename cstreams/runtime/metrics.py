@@ -31,13 +31,15 @@ class Metrics:
         secs = max(now - t0, 1e-6)
         self._last = (now, self.records_in, out)
         lag = self.lag(thread)
+        p50, p99, _ = thread.poll_size.latency_ms()
         log.info(
             "%s: in %.0f records/s, out %.0f records/s, lag %s, tasks %d running / %d, "
-            "commits %d (last %.1f ms), restored %d",
+            "commits %d (last %.1f ms), restored %d, poll size %d, batch latency p50 %.1f ms "
+            "p99 %.1f ms",
             self.application_id, (self.records_in - in0) / secs, (out - out0) / secs,
             "?" if lag is None else lag, len(thread.tasks.running()), len(thread.tasks.tasks),
             thread.committer.commits, thread.committer.last_latency_ms,
-            thread.restorer.records_restored,
+            thread.restorer.records_restored, thread.poll_size.size, p50, p99,
         )
 
     @staticmethod
@@ -71,6 +73,7 @@ class Metrics:
             m.update(mt.task.metrics)
             tasks[mt.task_id] = dict(m, state=mt.state)
         c = thread.committer
+        p50, p99, worst = thread.poll_size.latency_ms()
         return {
             "application_id": self.application_id,
             "uptime_s": time.monotonic() - self.started,
@@ -87,5 +90,10 @@ class Metrics:
             "transactions_aborted": getattr(c, "aborts", 0),
             "commit_latency_ms_last": c.last_latency_ms,
             "commit_latency_ms_avg": c.total_latency_ms / c.commits if c.commits else 0.0,
+            "poll_size": thread.poll_size.size,
+            "batch_latency_ms_p50": p50,
+            "batch_latency_ms_p99": p99,
+            "batch_latency_ms_max": worst,
+            "max_batch_latency_ms": thread.poll_size.max_latency_ms,
             "tasks": tasks,
         }

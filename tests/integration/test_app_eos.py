@@ -73,9 +73,11 @@ class RecordingProducer:
     def __getattr__(self, name):
         return getattr(self._real, name)
 
-    def produce(self, topic, value=None, key=None, partition=-1, **kw):
+    def produce(self, topic, value=None, key=None, partition=-1, *args, **kw):
+        # confluent-kafka's order: on_delivery, callback, timestamp, headers may follow
+        # positionally (the runtime's produce loop passes them so).
         self.calls.append(("produce", topic, key, value, partition))
-        return self._real.produce(topic, value, key, partition, **kw)
+        return self._real.produce(topic, value, key, partition, *args, **kw)
 
     def begin_transaction(self, *a):
         self.calls.append(("begin",))

@@ -18,7 +18,7 @@ from cstreams.errors import CStreamsError, ProcessingError, SerdeError, StoreErr
 from cstreams.processor import Processor
 from cstreams.stores.memory import InMemoryBackend
 
-MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store")
+MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store", "produce")
 
 
 def _flag(name):
@@ -915,3 +915,187 @@ def test_txn_store_count_batch_keeps_counts_until_commit(impl):
     st.flush()
     st.commit_pending()
     assert impl.store.count_batch(st, ["a", "a"]) == [2, 3]
+
+
+# --- produce loop -----------------------------------------------------------------------------
+
+
+class _FakeProducer:
+    """Producer.produce's positional interface; the local queue holds ``room`` records until
+    poll() drains it."""
+
+    def __init__(self, room=None):
+        self.room = room
+        self.queued = 0
+        self.produced = []
+        self.polls = []
+
+    def produce(self, topic, value=None, key=None, partition=-1, on_delivery=None,
+                callback=None, timestamp=0, headers=None):
+        if self.room is not None and self.queued >= self.room:
+            raise BufferError("Local: Queue full")
+        self.queued += 1
+        self.produced.append((topic, value, key, partition, on_delivery, timestamp, headers))
+
+    def poll(self, timeout):
+        self.polls.append(timeout)
+        self.queued = 0
+        return 0
+
+
+def test_produce_batch_columns_in_order(impl):
+    p = _FakeProducer()
+    n = impl.produce.produce_batch(p, "out", [b"v1", None, b"v3"], [b"k1", b"k2", None],
+                                   [0, 1, -1], [10, None, 30], [None, [("h", b"x")], None])
+    assert n == 3
+    assert p.produced == [("out", b"v1", b"k1", 0, None, 10, None),
+                          ("out", None, b"k2", 1, None, 0, [("h", b"x")]),
+                          ("out", b"v3", None, -1, None, 30, None)]
+
+
+def test_produce_batch_one_partition_and_last_callback(impl):
+    p = _FakeProducer()
+    cb = object()
+    impl.produce.produce_batch(p, "cl", (b"a", b"b"), (b"ka", b"kb"), 5, last_on_delivery=cb)
+    assert [r[3] for r in p.produced] == [5, 5]
+    assert [r[4] for r in p.produced] == [None, cb]
+    assert [r[5] for r in p.produced] == [0, 0]
+    assert impl.produce.produce_batch(p, "cl", [], [], 5, last_on_delivery=cb) == 0
+
+
+def test_produce_batch_full_queue_polls_and_resumes(impl):
+    p = _FakeProducer(room=3)
+    keys = [str(i).encode() for i in range(10)]
+    assert impl.produce.produce_batch(p, "out", keys, keys, [0] * 10, poll_timeout=0.01) == 10
+    assert [r[2] for r in p.produced] == keys      # each once, in order
+    assert p.polls == [0.01, 0.01, 0.01]
+
+
+def test_produce_batch_length_mismatch(impl):
+    p = _FakeProducer()
+    with pytest.raises(ValueError):
+        impl.produce.produce_batch(p, "out", [b"v"], [b"k", b"k2"], [0, 0])
+    with pytest.raises(ValueError):
+        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0, 1])
+    with pytest.raises(ValueError):
+        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0], [1, 2])
+    assert p.produced == []
+
+
+def test_produce_batch_other_errors_propagate(impl):
+    class Failing(_FakeProducer):
+        def produce(self, *args):
+            raise TypeError("bad value")
+    with pytest.raises(TypeError):
+        impl.produce.produce_batch(Failing(), "out", [b"v"], [b"k"], [0])
+
+
+# --- reuse of consumed key bytes --------------------------------------------------------------
+
+
+def _pass_through(impl, src_key_serde, sink_key_serde, processor):
+    s = impl.serde
+    src = impl.dispatch.SourceNode("in", ["t"], src_key_serde, s.BYTES)
+    node = impl.dispatch.ProcessorNode("p", processor, ())
+    sink = impl.dispatch.SinkNode("out", "o", sink_key_serde, s.BYTES)
+    src.add_child(node)
+    node.add_child(sink)
+    task = FakeTask()
+    for n in (src, node, sink):
+        n.init(task)
+    return src, task
+
+
+class _Forward:
+    def __init__(self, impl, change=None):
+        self.base = impl.processor.BatchProcessor
+        self.change = change
+
+    def make(self):
+        change = self.change
+
+        class P(self.base):
+            def init(self, ctx):
+                self.ctx = ctx
+
+            def process_batch(self, batch):
+                keys = batch.keys
+                if change is not None:
+                    change(keys)
+                self.ctx.forward_batch(keys, batch.values)
+        return P()
+
+
+@pytest.mark.parametrize("name,raw_keys", [
+    ("STRING", [b"a", b"\xc3\xa9t\xc3\xa9", None, b"a"]),
+    ("BYTES", [b"\x00\xff", b"", None]),
+    ("INT32", [b"\x00\x00\x00\x07", b"\xff\xff\xff\xff"]),
+    ("INT64", [b"\x00" * 7 + b"\x01", b"\x80" + b"\x00" * 7]),
+])
+def test_sink_reuses_consumed_key_bytes_of_unchanged_keys(impl, name, raw_keys):
+    serde = getattr(impl.serde, name)
+    src, task = _pass_through(impl, serde, serde, _Forward(impl).make())
+    raw = impl.record.RecordBatch("t", 1, list(raw_keys), [b"v"] * len(raw_keys),
+                                  [5] * len(raw_keys), list(range(len(raw_keys))))
+    src.process_raw(raw)
+    (_, kbs, *_), = task.collector.sent
+    assert kbs == serde.serialize_batch(serde.deserialize_batch(raw_keys)) == raw_keys
+    assert kbs is raw.keys                      # reused, not serialized again
+
+
+def test_key_bytes_are_serialized_when_keys_changed_or_serdes_differ(impl):
+    s = impl.serde
+    raw_keys = [b"a", b"b", b"c"]
+
+    def run(src_serde, sink_serde, change=None):
+        src, task = _pass_through(impl, src_serde, sink_serde, _Forward(impl, change).make())
+        raw = impl.record.RecordBatch("t", 1, list(raw_keys), [b"v"] * 3, [5] * 3, [0, 1, 2])
+        src.process_raw(raw)
+        (_, kbs, *_), = task.collector.sent
+        return kbs, raw
+
+    def replace_middle(keys):
+        keys[1] = "z"                           # the decoded list changed in place
+    kbs, raw = run(s.STRING, s.STRING, replace_middle)
+    assert kbs == [b"a", b"z", b"c"] and kbs is not raw.keys
+    kbs, raw = run(s.STRING, s.BYTES, lambda keys: keys.__setitem__(slice(None), [b"x"] * 3))
+    assert kbs == [b"x"] * 3 and kbs is not raw.keys
+    json_keys = [b'"a"', b'"b"', b'"c"']
+    src, task = _pass_through(impl, s.JSON, s.JSON, _Forward(impl).make())
+    raw = impl.record.RecordBatch("t", 1, list(json_keys), [b"v"] * 3, [5] * 3, [0, 1, 2])
+    src.process_raw(raw)
+    (_, kbs, *_), = task.collector.sent
+    assert kbs == json_keys and kbs is not raw.keys   # JSON is not an exact round trip
+
+
+def test_reused_key_bytes_and_serialized_keys(impl):
+    d, s = impl.dispatch, impl.serde
+    keys = s.STRING.deserialize_batch([b"k1", b"k2"])
+    raw = [b"k1", b"k2"]
+    task = FakeTask()
+    task._key_origin = d.key_origin(keys, raw, s.STRING)
+    assert d.reused_key_bytes(task, keys, s.STRING) is raw
+    assert d.reused_key_bytes(task, list(keys), s.STRING) is raw      # same objects
+    assert d.reused_key_bytes(task, keys[:1], s.STRING) is None
+    assert d.reused_key_bytes(task, ["k1", "k2x"[:2]], s.STRING) in (None, raw)
+    assert d.reused_key_bytes(task, keys, s.BYTES) is None
+    assert d.reused_key_bytes(task, tuple(keys), s.STRING) is None
+    assert d.key_origin(keys, raw, s.JSON) is None
+    assert d.key_origin(keys, raw, s.FLOAT64) is None
+    assert d.reused_key_bytes(FakeTask(), keys, s.STRING) is None
+    node = d.ProcessorNode("p", _Forward(impl).make(), ())
+    node.init(task)
+    assert node.context.serialized_keys(keys, s.STRING) is raw
+    assert node.context.serialized_keys(["x"], s.STRING) == [b"x"]
+
+
+def test_count_batch_with_key_bytes(impl):
+    s = impl.serde
+    st1 = _store(impl, key_serde=s.STRING, value_serde=s.INT64)
+    st2 = _store(impl, key_serde=s.STRING, value_serde=s.INT64)
+    keys = ["a", "b", "a", "c", "a"]
+    kbs = [k.encode() for k in keys]
+    assert impl.store.count_batch(st1, keys) == [1, 1, 2, 1, 3]
+    assert impl.store.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
+    assert impl.store.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
+    assert st2.get("a") == 6 and st1.get("a") == 3
