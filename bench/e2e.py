@@ -15,6 +15,10 @@ Variants:
   handwritten   a careful confluent-kafka + rocksdict batch loop doing W1
   cstreams      W1 as a cstreams topology (bench/e2e/w1_cstreams.py), at-least-once
   cstreams-eos  the same with processing_guarantee="exactly_once_v2"
+  cstreams-no-gc, -no-produce, -no-keys, -no-checkpoint, cstreams-before
+                cstreams at-least-once with one optimisation (all of them for "before")
+                switched off in the worker (bench/e2e/ablate.py): each one's effect measured
+                in the same run; not run unless named in --variants
 
     python bench/e2e.py [--records 200000] [--repeat 3] [--variants floor,handwritten,...]
 """
@@ -52,8 +56,17 @@ VARIANTS = {
     "handwritten": ("handwritten.py", []),
     "cstreams": ("w1_cstreams.py", ["--guarantee", "at_least_once"]),
     "cstreams-eos": ("w1_cstreams.py", ["--guarantee", "exactly_once_v2"]),
+    # Ablations (bench/e2e/ablate.py): cstreams at-least-once with one optimisation switched
+    # off, or all of them ("before"); not run by default.
+    "cstreams-no-gc": ("w1_cstreams.py", ["--ablate", "gc"]),
+    "cstreams-no-produce": ("w1_cstreams.py", ["--ablate", "produce"]),
+    "cstreams-no-keys": ("w1_cstreams.py", ["--ablate", "keys"]),
+    "cstreams-no-checkpoint": ("w1_cstreams.py", ["--ablate", "checkpoint"]),
+    "cstreams-before": ("w1_cstreams.py", ["--ablate", "gc,produce,keys,checkpoint"]),
 }
-COUNTING = {"handwritten", "cstreams", "cstreams-eos"}
+DEFAULT_VARIANTS = ("floor", "handwritten", "cstreams", "cstreams-eos")
+COUNTING = {"handwritten", "cstreams", "cstreams-eos", "cstreams-no-gc", "cstreams-no-produce",
+            "cstreams-no-keys", "cstreams-no-checkpoint", "cstreams-before"}
 
 
 class InputInfo:
@@ -228,6 +241,8 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
     if result is None or rc != 0:
         tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-15:])
         return {"variant": variant, "rep": rep, "error": f"exit {rc}; stderr tail:\n{tail}"}
+    result["worker_variant"] = result.get("variant")
+    result["variant"] = variant      # the runner's name (ablations share one worker)
     result["rep"] = rep
     if profile is not None:
         result["profile"] = str(profile)
@@ -298,7 +313,7 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--variants", default=",".join(VARIANTS),
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     p.add_argument("--commit-interval-ms", type=int, default=1000,
                    help="commit interval of the stateful variants (default 1000)")

@@ -43,6 +43,9 @@ def parse_args(description: str) -> argparse.Namespace:
                    help="give up if the N-th output is not acknowledged by then (seconds)")
     p.add_argument("--guarantee", default="at_least_once",
                    choices=["at_least_once", "exactly_once_v2"])
+    p.add_argument("--ablate", default="",
+                   help="cstreams worker only: comma-separated optimisations to switch off "
+                        "(bench/e2e/ablate.py)")
     return p.parse_args()
 
 

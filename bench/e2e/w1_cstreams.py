@@ -126,6 +126,12 @@ def main() -> None:
 
     import cstreams as cs
 
+    ablated = [a.strip() for a in args.ablate.split(",") if a.strip()]
+    if ablated:
+        from ablate import apply
+
+        apply(ablated)
+        variant += "-without-" + "+".join(ablated)
     try:
         app_cls = cs.App
     except (AttributeError, ImportError) as exc:

@@ -6,7 +6,8 @@
 3. the consumer commits synchronously, per partition, the offset after the last record
    processed;
 4. every task with persistent logged stores writes its checkpoint file (next changelog offset
-   per changelog partition, as acknowledged by the changelog producer).
+   per changelog partition, as acknowledged by the changelog producer); on the interval only
+   once its changelogs advanced by CHECKPOINT_DELTA records (task_manager.write_checkpoints).
 
 Nothing is committed past unacknowledged output.
 
@@ -71,7 +72,7 @@ class Committer:
                     raise CommitError(f"committing offset {tp.offset} of {tp.topic}-"
                                       f"{tp.partition} failed: {tp.error}")
             self.tasks.committed.update(offsets)
-        self.tasks.write_checkpoints()
+        self.tasks.write_checkpoints(force=reason != "interval")
         ms = (time.perf_counter() - t0) * 1000.0
         self.commits += 1
         self.last_latency_ms = ms
@@ -126,7 +127,7 @@ class TransactionalCommitter:
         # Serve the delivery reports of the changelog records (their offsets go into the
         # checkpoints); commit_transaction() has waited for every acknowledgement.
         self.transaction.producer.poll(0)
-        self.tasks.write_checkpoints()
+        self.tasks.write_checkpoints(force=reason != "interval")
         ms = (time.perf_counter() - t0) * 1000.0
         self.commits += 1
         self.last_latency_ms = ms
