@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-pure test-integration bench bench-e2e demo debug clean lint
+.PHONY: install test test-unit test-pure test-integration bench bench-e2e bench-e2e-ablate demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ test-integration: install
 bench: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest bench -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name -p no:randomly
 
+# W1 over the embedded broker: floor, hand-written, cstreams at-least-once and exactly_once_v2
+# (bench/RESULTS.md). E2E_ARGS="--repeat 7 --profile cstreams" for more rounds and a py-spy run.
+E2E_ARGS ?= --records 200000 --repeat 5
 bench-e2e: install
-	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(E2E_ARGS)
+
+# Each runtime optimisation switched off in turn (bench/e2e/ablate.py), same run as the full one.
+bench-e2e-ablate: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(E2E_ARGS) --variants \
+		floor,cstreams,cstreams-before,cstreams-no-gc,cstreams-no-produce,cstreams-no-keys,cstreams-no-checkpoint
 
 demo: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) examples/wordcount_demo.py
