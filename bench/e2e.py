@@ -19,6 +19,9 @@ Variants:
                 cstreams at-least-once with one optimisation (all of them for "before")
                 switched off in the worker (bench/e2e/ablate.py): each one's effect measured
                 in the same run; not run unless named in --variants
+  cstreams-5ms, cstreams-100k
+                cstreams at-least-once with max_poll_records=100000 and a 5 ms (resp. the
+                default 100 ms) max_batch_latency_ms: adaptive batching at work
 
     python bench/e2e.py [--records 200000] [--repeat 3] [--variants floor,handwritten,...]
 """
@@ -63,10 +66,15 @@ VARIANTS = {
     "cstreams-no-keys": ("w1_cstreams.py", ["--ablate", "keys"]),
     "cstreams-no-checkpoint": ("w1_cstreams.py", ["--ablate", "checkpoint"]),
     "cstreams-before": ("w1_cstreams.py", ["--ablate", "gc,produce,keys,checkpoint"]),
+    # Adaptive batching under a tight bound and a high ceiling: the poll size has to shrink.
+    "cstreams-5ms": ("w1_cstreams.py", ["--max-batch-latency-ms", "5",
+                                        "--max-poll-records", "100000"]),
+    "cstreams-100k": ("w1_cstreams.py", ["--max-poll-records", "100000"]),
 }
 DEFAULT_VARIANTS = ("floor", "handwritten", "cstreams", "cstreams-eos")
 COUNTING = {"handwritten", "cstreams", "cstreams-eos", "cstreams-no-gc", "cstreams-no-produce",
-            "cstreams-no-keys", "cstreams-no-checkpoint", "cstreams-before"}
+            "cstreams-no-keys", "cstreams-no-checkpoint", "cstreams-before", "cstreams-5ms",
+            "cstreams-100k"}
 
 
 class InputInfo:
@@ -268,8 +276,12 @@ def _fmt(xs: list[float], digits: int) -> str:
 def table(results: list[dict], variants: list[str], records: int) -> str:
     floor_by_rep = {r["rep"]: r["cpu_s"] * 1e6 / r["records"]
                     for r in results if r["variant"] == "floor" and _ok(r)}
+    floor_thread = {r["rep"]: r["thread_cpu_s"] * 1e6 / r["records"]
+                    for r in results if r["variant"] == "floor" and _ok(r)
+                    and r.get("thread_cpu_s")}
     header = ("variant", "records", "wall s", "records/s", "CPU us/record", "x floor",
-              "final poll size", "batch latency p50 / p99 ms")
+              "loop-thread CPU us/record", "x floor (thread)", "final poll size",
+              "batch latency p50 / p99 ms")
     rows = [header]
     for v in variants:
         rs = [r for r in results if r["variant"] == v]
@@ -277,16 +289,19 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
         if not rs:
             continue
         if any(r.get("unavailable") for r in rs):
-            rows.append((v, str(records), "not available yet", "", "", "", "", ""))
+            rows.append((v, str(records), "not available yet", "", "", "", "", "", "", ""))
             continue
         if not ok:
-            rows.append((v, str(records), "FAILED", "", "", "", "", ""))
+            rows.append((v, str(records), "FAILED", "", "", "", "", "", "", ""))
             continue
         wall = [r["wall_s"] for r in ok]
         rate = [r["records"] / r["wall_s"] for r in ok]
         us = [r["cpu_s"] * 1e6 / r["records"] for r in ok]
         ratio = [r["cpu_s"] * 1e6 / r["records"] / floor_by_rep[r["rep"]]
                  for r in ok if r["rep"] in floor_by_rep]
+        tus = [r["thread_cpu_s"] * 1e6 / r["records"] for r in ok if r.get("thread_cpu_s")]
+        tratio = [r["thread_cpu_s"] * 1e6 / r["records"] / floor_thread[r["rep"]]
+                  for r in ok if r.get("thread_cpu_s") and r["rep"] in floor_thread]
         sizes = [r["poll_size"] for r in ok if r.get("poll_size") is not None]
         lat = [(r["batch_latency_ms_p50"], r["batch_latency_ms_p99"]) for r in ok
                if r.get("batch_latency_ms_p50") is not None]
@@ -294,6 +309,8 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
             v + ("" if len(ok) == len(rs) else f" ({len(rs) - len(ok)} failed)"),
             str(records), _fmt(wall, 2), _fmt(rate, 0), _fmt(us, 2),
             _fmt(ratio, 2) if ratio else "-",
+            _fmt(tus, 2) if tus else "-",
+            _fmt(tratio, 2) if tratio else "-",
             _fmt(sizes, 0) if sizes else "-",
             (f"{statistics.median(a for a, _ in lat):.1f} / "
              f"{statistics.median(b for _, b in lat):.1f}") if lat else "-",
@@ -396,6 +413,9 @@ def _describe(r: dict) -> str:
         batching = (f"  poll size {r['poll_size']}, batch latency p50 "
                     f"{r['batch_latency_ms_p50']:.1f} / p99 {r['batch_latency_ms_p99']:.1f} / "
                     f"max {r['batch_latency_ms_max']:.1f} ms")
+    if r.get("thread_cpu_s"):
+        batching = (f"  loop thread {r['thread_cpu_s'] * 1e6 / r['records']:.2f} us/record"
+                    + batching)
     return (f"{head} wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  {us:.2f} us/record  "
             f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}{batching}")
 

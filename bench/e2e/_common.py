@@ -43,6 +43,10 @@ def parse_args(description: str) -> argparse.Namespace:
                    help="give up if the N-th output is not acknowledged by then (seconds)")
     p.add_argument("--guarantee", default="at_least_once",
                    choices=["at_least_once", "exactly_once_v2"])
+    p.add_argument("--max-batch-latency-ms", type=float, default=None,
+                   help="cstreams worker only: App(max_batch_latency_ms=...)")
+    p.add_argument("--max-poll-records", type=int, default=None,
+                   help="cstreams worker only: App(max_poll_records=...)")
     p.add_argument("--ablate", default="",
                    help="cstreams worker only: comma-separated optimisations to switch off "
                         "(bench/e2e/ablate.py)")
@@ -92,6 +96,9 @@ class SteadyStateProbe:
     def first_output(self) -> None:
         if self.first is None:
             self.first = (time.perf_counter(), cpu_seconds())
+            # CPU of the thread that runs the processing loop (the caller, in every worker):
+            # librdkafka's own threads left out, so less noisy than the process figure.
+            self.first_thread = time.thread_time()
 
     def processed_all(self) -> None:
         if self.processed is None:
@@ -100,6 +107,7 @@ class SteadyStateProbe:
     def last_output(self) -> None:
         if self.last is None:
             self.last = (time.perf_counter(), cpu_seconds())
+            self.last_thread = time.thread_time()
 
     def report(self, variant: str, **extra) -> dict:
         if self.first is None or self.last is None or self.processed is None:
@@ -112,6 +120,7 @@ class SteadyStateProbe:
             "records": self.records,
             "wall_s": wall,
             "cpu_s": cpu,
+            "thread_cpu_s": self.last_thread - self.first_thread,
             "ack_wall_s": self.last[0] - self.first[0],
             "processing_cpu_s": self.processed[1] - self.first[1],
             "startup_wall_s": self.first[0] - self.start[0],

@@ -143,6 +143,11 @@ def main() -> None:
                   commit_interval_ms=args.commit_interval_ms)
     if args.guarantee != "at_least_once":
         kwargs["processing_guarantee"] = args.guarantee
+    if args.max_batch_latency_ms is not None:
+        kwargs["max_batch_latency_ms"] = args.max_batch_latency_ms
+        variant += f"-latency-{args.max_batch_latency_ms:g}ms"
+    if args.max_poll_records is not None:
+        kwargs["max_poll_records"] = args.max_poll_records
     topo = w1_topology(args.input, args.output)
     try:
         app = app_cls(topo, **kwargs)
