@@ -69,3 +69,46 @@ def test_rejects_bad_settings():
 
 def test_empty_window():
     assert PollSizeController(100, 10).latency_ms() == (0.0, 0.0, 0.0)
+
+
+def test_metrics_snapshot_reports_poll_size_and_batch_latency():
+    import types
+
+    from cstreams.runtime.metrics import Metrics
+
+    c = PollSizeController(100, 10_000)
+    c.observe(1000, 0.020)
+    c.observe(2000, 0.030)
+    thread = types.SimpleNamespace(
+        tasks=types.SimpleNamespace(closed_task_metrics={}, tasks={}),
+        committer=types.SimpleNamespace(commits=0, last_latency_ms=0.0, total_latency_ms=0.0),
+        collector=types.SimpleNamespace(sent=0, ignored_failures=0),
+        changelog_producer=types.SimpleNamespace(sent=0),
+        restorer=types.SimpleNamespace(records_restored=0),
+        poll_size=c,
+    )
+    snap = Metrics("app", 0).snapshot(thread)
+    assert snap["poll_size"] == 4000
+    assert snap["batch_latency_ms_p50"] == pytest.approx(20.0)
+    assert snap["batch_latency_ms_p99"] == pytest.approx(30.0)
+    assert snap["batch_latency_ms_max"] == pytest.approx(30.0)
+    assert snap["max_batch_latency_ms"] == 100.0
+
+
+def test_app_takes_and_checks_max_batch_latency_ms(tmp_path):
+    import cstreams as cs
+    from cstreams.errors import ConfigurationError
+
+    def topo():
+        t = cs.Topology()
+        t.add_source("in", topics=["in"])
+        t.add_sink("out", topic="out", parents=["in"])
+        return t
+
+    app = cs.App(topo(), "app", "b:1", state_dir=str(tmp_path))
+    assert app.max_batch_latency_ms == 100.0
+    assert cs.App(topo(), "app", "b:1", state_dir=str(tmp_path),
+                  max_batch_latency_ms=5).max_batch_latency_ms == 5
+    for bad in (0, -1):
+        with pytest.raises(ConfigurationError, match="max_batch_latency_ms"):
+            cs.App(topo(), "app", "b:1", state_dir=str(tmp_path), max_batch_latency_ms=bad)
