@@ -52,6 +52,8 @@ cdef class Node:
     cdef public list children
     cdef public object store_names
     cdef public object task
+    cdef public Py_ssize_t records     # records this node received (sources: consumed)
+    cdef public Py_ssize_t batches     # batches this node received
 
 
 cdef class SourceNode(Node):

@@ -361,6 +361,8 @@ cdef class Node:
         self.children = []
         self.store_names = frozenset()
         self.task = None
+        self.records = 0
+        self.batches = 0
 
     def add_child(self, child):
         self.children.append(child)
@@ -388,6 +390,8 @@ cdef class SourceNode(Node):
         self.value_serde = value_serde
 
     def process_raw(self, raw):
+        self.records += len(raw.keys)
+        self.batches += 1
         batch = self.deserialize(raw)
         if batch is not None and len(batch.keys):
             self._emit(batch)
@@ -455,6 +459,8 @@ cdef class ProcessorNode(Node):
         self.processor.close()
 
     def process_batch(self, RecordBatch batch):
+        self.records += len(batch.keys)
+        self.batches += 1
         cdef ProcessorContext ctx = self.context
         ctx._set_batch(batch)
         try:
@@ -543,6 +549,8 @@ cdef class SinkNode(Node):
         self.partitioner = partitioner
 
     def process_batch(self, RecordBatch batch):
+        self.records += len(batch.keys)
+        self.batches += 1
         try:
             kbs = _reused_key_bytes(getattr(self.task, "_key_origin", None), batch.keys,
                                     self.key_serde)

@@ -297,6 +297,8 @@ class Node:
         self.children = []
         self.store_names = frozenset()
         self.task = None
+        self.records = 0
+        self.batches = 0
 
     def add_child(self, child):
         self.children.append(child)
@@ -324,6 +326,8 @@ class SourceNode(Node):
         self.value_serde = value_serde
 
     def process_raw(self, raw):
+        self.records += len(raw.keys)
+        self.batches += 1
         batch = self.deserialize(raw)
         if batch is not None and len(batch.keys):
             self._emit(batch)
@@ -391,6 +395,8 @@ class ProcessorNode(Node):
         self.processor.close()
 
     def process_batch(self, batch):
+        self.records += len(batch.keys)
+        self.batches += 1
         ctx = self.context
         ctx._batch = batch
         try:
@@ -480,6 +486,8 @@ class SinkNode(Node):
         self.partitioner = partitioner
 
     def process_batch(self, batch):
+        self.records += len(batch.keys)
+        self.batches += 1
         try:
             kbs = reused_key_bytes(self.task, batch.keys, self.key_serde)
             if kbs is None:

@@ -66,12 +66,20 @@ class Metrics:
 
     def _snapshot(self, thread):
         tasks = {}
+        closed_nodes = thread.tasks.closed_node_metrics
         for tid, m in list(thread.tasks.closed_task_metrics.items()):
-            tasks[tid] = dict(m, state="closed")
+            tasks[tid] = dict(m, state="closed", nodes={
+                name: dict(c) for name, c in closed_nodes.get(tid, {}).items()})
         for mt in list(thread.tasks.tasks.values()):
             m = collections.Counter(thread.tasks.closed_task_metrics.get(mt.task_id, {}))
             m.update(mt.task.metrics)
-            tasks[mt.task_id] = dict(m, state=mt.state)
+            nodes = {name: collections.Counter(c)
+                     for name, c in closed_nodes.get(mt.task_id, {}).items()}
+            for n in mt.task.nodes:
+                nodes.setdefault(n.name, collections.Counter()).update(
+                    records=n.records, batches=n.batches)
+            tasks[mt.task_id] = dict(m, state=mt.state,
+                                     nodes={name: dict(c) for name, c in nodes.items()})
         c = thread.committer
         p50, p99, worst = thread.poll_size.latency_ms()
         return {

@@ -73,6 +73,7 @@ class TaskManager:
         self.commit = None          # set by the stream thread: commit(reason) callable
         self.failed = False         # no commit may happen any more (a record failed)
         self.closed_task_metrics = {}
+        self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
@@ -210,6 +211,10 @@ class TaskManager:
         running = mt.state == RUNNING
         self.closed_task_metrics.setdefault(mt.task_id, collections.Counter()).update(
             mt.task.metrics)
+        nodes = self.closed_node_metrics.setdefault(mt.task_id, {})
+        for node in mt.task.nodes:
+            nodes.setdefault(node.name, collections.Counter()).update(
+                records=node.records, batches=node.batches)
         try:
             if running:
                 mt.task.close()

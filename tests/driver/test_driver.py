@@ -329,3 +329,11 @@ def test_rocksdb_store_through_the_driver(tmp_path):
         d.flush()
         assert list(d.get_store("counts").all()) == [("a", 2), ("b", 1)]
     assert (tmp_path / "test-driver" / "0_0" / "counts").is_dir()
+
+
+def test_nodes_count_the_records_and_batches_they_receive():
+    with TopologyTestDriver(wordcount()) as d:
+        d.pipe_batch("lines", [None, None], ["a b", "c"])
+        d.pipe("lines", None, "d e f")
+        nodes = {n.name: (n.records, n.batches) for n in d.tasks()[(0, 0)].nodes}
+        assert nodes == {"in": (3, 2), "split": (3, 2), "count": (6, 2), "out": (6, 2)}

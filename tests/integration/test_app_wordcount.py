@@ -63,6 +63,12 @@ def test_wordcount_end_to_end_every_update_in_order(broker, topic_factory, tmp_p
     assert m["records_out"] == 2 * expected_total             # repartitioned words, counts
     # Both sub-topologies ran one task per partition of their sources.
     assert set(m["tasks"]) == {"0_0", "0_1", "0_2", "1_0", "1_1"}
+    # Per node: every line reached a split node, every word a count node and the sink.
+    def node_records(node, sub):
+        return sum(t["nodes"][node]["records"] for tid, t in m["tasks"].items()
+                   if tid.startswith(sub))
+    assert node_records("split", "0_") == len(lines)
+    assert node_records("count", "1_") == node_records("out", "1_") == expected_total
 
     # The counting tasks checkpointed their changelog positions; a restart on the same state
     # directory restores from there: nothing left to read, the counts stay.
