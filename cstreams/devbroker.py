@@ -385,7 +385,7 @@ def create_topics(
         return
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
-    for name, fut in futures.items():
+    for _name, fut in futures.items():
         try:
             fut.result(timeout=timeout)
         except KafkaException as exc:

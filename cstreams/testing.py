@@ -198,7 +198,7 @@ class TopologyTestDriver:
 
     # --- stores ---------------------------------------------------------------------------
     def get_store(self, name, partition=0):
-        for (sub_id, p), task in self._tasks.items():
+        for (_sub_id, p), task in self._tasks.items():
             if p == partition and name in task.stores:
                 return task.stores[name]
         for sub in self.topology.subtopologies:

@@ -1,6 +1,7 @@
 from typing import Any, Optional, Sequence
 
-from .record import Record as Record, RecordBatch
+from .record import Record as Record
+from .record import RecordBatch
 
 class _Output:
     keys: Optional[list]

@@ -92,7 +92,8 @@ class _Output:
 
     def extend(self, keys, values, timestamps, offsets, headers):
         if self.keys is None:
-            self.keys, self.values, self.timestamps, self.offsets = keys, values, timestamps, offsets
+            self.keys, self.values = keys, values
+            self.timestamps, self.offsets = timestamps, offsets
             self.headers = headers
             self.has_headers = headers is not None
             return
@@ -249,7 +250,8 @@ class ProcessorContext:
                 timestamps = [self.timestamp] * n
         if len(timestamps) != n:
             raise ProcessingError(
-                f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps for {n} records",
+                f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
+                f"for {n} records",
                 node=self._node.name,
             )
         for _, out in self._targets(to):
@@ -513,7 +515,8 @@ class SinkNode(Node):
         offset = batch.offsets[i] if batch.offsets else -1
         return SerializationError(
             f"sink {self.name!r} (topic {self.topic!r}) cannot serialize the {field} of a record "
-            f"that came from topic {batch.topic!r} partition {batch.partition} offset {offset}: {e}",
+            f"that came from topic {batch.topic!r} partition {batch.partition} offset "
+            f"{offset}: {e}",
             topic=batch.topic,
             partition=batch.partition,
             offset=offset,

@@ -35,7 +35,6 @@ def group_messages(messages):
             cols[5][0] = True
     out = []
     for (topic, partition), (keys, values, ts, offs, headers, has_headers) in batches:
-        out.append(
-            RecordBatch(topic, partition, keys, values, ts, offs, headers if has_headers[0] else None)
-        )
+        hs = headers if has_headers[0] else None
+        out.append(RecordBatch(topic, partition, keys, values, ts, offs, hs))
     return out, errors

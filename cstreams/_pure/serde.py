@@ -34,7 +34,7 @@ class Serde:
         append = out.append
         i = 0
         try:
-            for i, o in enumerate(objs):
+            for i, o in enumerate(objs):  # noqa: B007 - i names the failing one
                 append(ser(o))
         except SerdeError as e:
             raise SerdeError(str(e), i) from e.__cause__
@@ -48,12 +48,13 @@ class Serde:
         append = out.append
         i = 0
         try:
-            for i, d in enumerate(datas):
+            for i, d in enumerate(datas):  # noqa: B007 - i names the failing one
                 append(de(d))
         except SerdeError as e:
             raise SerdeError(str(e), i) from e.__cause__
         except Exception as e:
-            raise SerdeError(f"{self.name} serde cannot deserialize {_short(datas[i])}: {e}", i) from e
+            raise SerdeError(
+                f"{self.name} serde cannot deserialize {_short(datas[i])}: {e}", i) from e
         return out
 
     def __repr__(self):
@@ -130,7 +131,8 @@ class _StructSerde(Serde):
             return None
         if len(data) != self._struct.size:
             raise SerdeError(
-                f"{self.name} serde expects {self._struct.size} bytes, got {len(data)}: {_short(data)}"
+                f"{self.name} serde expects {self._struct.size} bytes, got {len(data)}: "
+                f"{_short(data)}"
             )
         return self._struct.unpack(data)[0]
 

@@ -127,7 +127,8 @@ class Router(cs.Processor):
         self.ctx = ctx
 
     def process(self, record):
-        self.ctx.forward(record.key, record.value, to="even" if int(record.value) % 2 == 0 else "odd")
+        to = "even" if int(record.value) % 2 == 0 else "odd"
+        self.ctx.forward(record.key, record.value, to=to)
 
 
 def test_forward_to_named_child():
@@ -155,7 +156,8 @@ def test_forward_to_unknown_child_names_the_node():
     t.add_source("in", "n")
     t.add_processor("route", BadRoute, parents="in")
     t.add_sink("out", "o", parents="route")
-    with TopologyTestDriver(t) as d, pytest.raises(ProcessingError, match="'route' forwards to 'nowhere'"):
+    with TopologyTestDriver(t) as d, \
+            pytest.raises(ProcessingError, match="'route' forwards to 'nowhere'"):
         d.pipe("n", b"k", b"v")
 
 
@@ -196,7 +198,8 @@ def test_punctuation_stream_time_and_wall_clock():
         d.advance_wall_clock(1)                 # 1000
         d.advance_wall_clock(1000)              # 2000, then cancelled
         d.advance_wall_clock(5000)
-        assert Punctuator.fired == [("stream", 150), ("stream", 420), ("wall", 1000), ("wall", 2000)]
+        assert Punctuator.fired == [("stream", 150), ("stream", 420),
+                                    ("wall", 1000), ("wall", 2000)]
         assert [r.value for r in d.output("ticks")] == ["150", "420"]
         assert [r.timestamp for r in d.output("ticks")] == [150, 420]
 

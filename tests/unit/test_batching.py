@@ -80,7 +80,7 @@ def test_metrics_snapshot_reports_poll_size_and_batch_latency():
     c.observe(1000, 0.020)
     c.observe(2000, 0.030)
     thread = types.SimpleNamespace(
-        tasks=types.SimpleNamespace(closed_task_metrics={}, tasks={}),
+        tasks=types.SimpleNamespace(closed_task_metrics={}, closed_node_metrics={}, tasks={}),
         committer=types.SimpleNamespace(commits=0, last_latency_ms=0.0, total_latency_ms=0.0),
         collector=types.SimpleNamespace(sent=0, ignored_failures=0),
         changelog_producer=types.SimpleNamespace(sent=0),

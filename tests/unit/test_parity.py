@@ -87,7 +87,8 @@ def test_batch_length_indexing_and_iteration(impl):
     assert [r.offset for r in b] == [50, 51, 52, 53, 54]
     assert (b.first_offset, b.last_offset, b.max_timestamp) == (50, 54, 1004)
     empty = impl.record.RecordBatch("t", 0, [], [], [], [])
-    assert (len(empty), empty.first_offset, empty.last_offset, empty.max_timestamp) == (0, -1, -1, -1)
+    assert (len(empty), empty.first_offset, empty.last_offset,
+            empty.max_timestamp) == (0, -1, -1, -1)
     assert list(empty) == []
     assert repr(b) == "RecordBatch(topic='t', partition=3, records=5, offsets=50..54)"
 
