@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-pure test-integration bench bench-e2e bench-e2e-ablate demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 E2E_ARGS ?= --records 200000 --repeat 5
 bench-e2e: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(E2E_ARGS)
+
+# Changelog restoration rate over the broker: 1,000,000 records into a fresh RocksDB store.
+bench-restore: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/restore.py
 
 # Each runtime optimisation switched off in turn (bench/e2e/ablate.py), same run as the full one.
 bench-e2e-ablate: install
