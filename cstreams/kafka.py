@@ -46,6 +46,14 @@ def make_producer(conf) -> Producer:
     return Producer(_with_logger(conf))
 
 
+def producer_for(conf, on_delivery, transaction=None) -> Producer:
+    """The instance's transactional producer when there is one (exactly-once: every writer
+    shares it), else a producer of its own reporting deliveries to ``on_delivery``."""
+    if transaction is not None:
+        return transaction.producer
+    return make_producer({**conf, "on_delivery": on_delivery})
+
+
 def make_admin(conf) -> AdminClient:
     return AdminClient(_with_logger(conf))
 

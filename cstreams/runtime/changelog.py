@@ -26,12 +26,7 @@ class ChangelogProducer:
 
     def __init__(self, producer_conf, *, transaction=None):
         self.transaction = transaction
-        if transaction is None:
-            conf = dict(producer_conf)
-            conf["on_delivery"] = self._on_delivery
-            self.producer = kafka.make_producer(conf)
-        else:
-            self.producer = transaction.producer
+        self.producer = kafka.producer_for(producer_conf, self._on_delivery, transaction)
         self._lock = threading.Lock()
         self.acked = {}
         self.failures = []

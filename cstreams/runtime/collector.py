@@ -31,12 +31,7 @@ class RecordCollector:
     def __init__(self, producer_conf, *, production_error_handler=None, metadata_timeout=10.0,
                  transaction=None):
         self.transaction = transaction
-        if transaction is None:
-            conf = dict(producer_conf)
-            conf["on_delivery"] = self._on_delivery
-            self.producer = kafka.make_producer(conf)
-        else:
-            self.producer = transaction.producer
+        self.producer = kafka.producer_for(producer_conf, self._on_delivery, transaction)
         self._produce_batch = _produce.produce_batch
         self._partitions = {}
         self._metadata_timeout = metadata_timeout

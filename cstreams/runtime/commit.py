@@ -38,7 +38,22 @@ from cstreams.runtime.errors import CommitError, TransactionAbortedError, Transa
 log = logging.getLogger("cstreams.commit")
 
 
-class Committer:
+class _CommitStats:
+    """Counts commits and their latency (for metrics and the progress line)."""
+
+    commits = 0
+    last_latency_ms = 0.0
+    total_latency_ms = 0.0
+
+    def _committed(self, t0):
+        ms = (time.perf_counter() - t0) * 1000.0
+        self.commits += 1
+        self.last_latency_ms = ms
+        self.total_latency_ms += ms
+        return ms
+
+
+class Committer(_CommitStats):
     def __init__(self, consumer, task_manager, collector, changelog_producer, *,
                  flush_timeout=60.0):
         self.consumer = consumer
@@ -46,9 +61,6 @@ class Committer:
         self.collector = collector
         self.changelog_producer = changelog_producer
         self.flush_timeout = flush_timeout
-        self.commits = 0
-        self.last_latency_ms = 0.0
-        self.total_latency_ms = 0.0
 
     def commit(self, reason="interval"):
         if self.tasks.failed:
@@ -73,10 +85,7 @@ class Committer:
                                       f"{tp.partition} failed: {tp.error}")
             self.tasks.committed.update(offsets)
         self.tasks.write_checkpoints(force=reason != "interval")
-        ms = (time.perf_counter() - t0) * 1000.0
-        self.commits += 1
-        self.last_latency_ms = ms
-        self.total_latency_ms += ms
+        ms = self._committed(t0)
         log.debug("commit (%s): %d partition(s) in %.1f ms", reason, len(offsets), ms)
 
 
@@ -85,16 +94,13 @@ class Committer:
 MAX_CONSECUTIVE_ABORTS = 5
 
 
-class TransactionalCommitter:
+class TransactionalCommitter(_CommitStats):
     def __init__(self, consumer, task_manager, transaction):
         self.consumer = consumer
         self.tasks = task_manager
         self.transaction = transaction
-        self.commits = 0
         self.aborts = 0
         self.consecutive_aborts = 0
-        self.last_latency_ms = 0.0
-        self.total_latency_ms = 0.0
 
     def commit(self, reason="interval"):
         if self.tasks.failed:
@@ -128,10 +134,7 @@ class TransactionalCommitter:
         # checkpoints); commit_transaction() has waited for every acknowledgement.
         self.transaction.producer.poll(0)
         self.tasks.write_checkpoints(force=reason != "interval")
-        ms = (time.perf_counter() - t0) * 1000.0
-        self.commits += 1
-        self.last_latency_ms = ms
-        self.total_latency_ms += ms
+        ms = self._committed(t0)
         log.debug("transaction committed (%s): %d partition(s) in %.1f ms", reason,
                   len(offsets), ms)
 
