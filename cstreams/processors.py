@@ -41,14 +41,18 @@ class BatchCountAggregator(BatchProcessor):
         self.ctx.forward_batch(keys, _store.count_batch(self.store, keys, kbs))
 
 
-class MapProcessor(BatchProcessor):
-    """fn(key, value) -> (new_key, new_value) for every record."""
+class _FunctionProcessor(BatchProcessor):
+    """A batch processor around one user function."""
 
     def __init__(self, fn):
         self.fn = fn
 
     def init(self, ctx):
         self.ctx = ctx
+
+
+class MapProcessor(_FunctionProcessor):
+    """fn(key, value) -> (new_key, new_value) for every record."""
 
     def process_batch(self, batch):
         fn = self.fn
@@ -56,58 +60,45 @@ class MapProcessor(BatchProcessor):
         self.ctx.forward_batch([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-class MapValuesProcessor(BatchProcessor):
+class MapValuesProcessor(_FunctionProcessor):
     """fn(value) -> new_value; keys unchanged."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def init(self, ctx):
-        self.ctx = ctx
 
     def process_batch(self, batch):
         fn = self.fn
         self.ctx.forward_batch(batch.keys, [fn(v) for v in batch.values])
 
 
-class FilterProcessor(BatchProcessor):
-    """Keeps the records for which predicate(key, value) is true."""
-
-    def __init__(self, predicate):
-        self.predicate = predicate
-
-    def init(self, ctx):
-        self.ctx = ctx
+class FilterProcessor(_FunctionProcessor):
+    """Keeps the records for which fn(key, value) (the predicate) is true."""
 
     def process_batch(self, batch):
-        pred = self.predicate
+        pred = self.fn
         keep = [i for i, (k, v) in enumerate(zip(batch.keys, batch.values)) if pred(k, v)]
         if len(keep) == len(batch):
             self.ctx.forward_batch(batch.keys, batch.values)
         elif keep:
             sub = batch.select(keep)
-            self.ctx.forward_batch(sub.keys, sub.values, sub.timestamps)
+            self.ctx.forward_batch(sub.keys, sub.values, sub.timestamps, sub.headers)
 
 
-class FlatMapProcessor(BatchProcessor):
-    """fn(key, value) -> iterable of (key, value); outputs keep the input's timestamp."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def init(self, ctx):
-        self.ctx = ctx
+class FlatMapProcessor(_FunctionProcessor):
+    """fn(key, value) -> iterable of (key, value); outputs keep the input's timestamp and
+    headers."""
 
     def process_batch(self, batch):
         fn = self.fn
-        keys, values, timestamps = [], [], []
-        for k, v, ts in zip(batch.keys, batch.values, batch.timestamps):
+        in_headers = batch.headers
+        keys, values, timestamps, headers = [], [], [], []
+        for i, (k, v, ts) in enumerate(zip(batch.keys, batch.values, batch.timestamps)):
+            h = None if in_headers is None else in_headers[i]
             for nk, nv in fn(k, v):
                 keys.append(nk)
                 values.append(nv)
                 timestamps.append(ts)
+                headers.append(h)
         if keys:
-            self.ctx.forward_batch(keys, values, timestamps)
+            self.ctx.forward_batch(keys, values, timestamps,
+                                   None if in_headers is None else headers)
 
 
 def count(store_name):

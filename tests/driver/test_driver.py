@@ -340,3 +340,18 @@ def test_nodes_count_the_records_and_batches_they_receive():
         d.pipe("lines", None, "d e f")
         nodes = {n.name: (n.records, n.batches) for n in d.tasks()[(0, 0)].nodes}
         assert nodes == {"in": (3, 2), "split": (3, 2), "count": (6, 2), "out": (6, 2)}
+
+
+def test_builtin_filter_and_flat_map_keep_timestamps_and_headers():
+    t = cs.Topology()
+    t.add_source("in", "i", key_serde=S, value_serde=S)
+    t.add_processor("f", cs.processors.filter(lambda k, v: v != "drop"), parents="in")
+    t.add_processor("fm", cs.processors.flat_map(lambda k, v: [(k, v), (k, v + "!")]),
+                    parents="f")
+    t.add_sink("out", "o", parents="fm", key_serde=S, value_serde=S)
+    with TopologyTestDriver(t) as d:
+        d.pipe_batch("i", ["a", "b", "c"], ["x", "drop", "y"], timestamps=[1, 2, 3],
+                     headers=[[("h", b"1")], None, [("h", b"3")]])
+        assert [(r.key, r.value, r.timestamp, r.headers) for r in d.output("o")] == [
+            ("a", "x", 1, [("h", b"1")]), ("a", "x!", 1, [("h", b"1")]),
+            ("c", "y", 3, [("h", b"3")]), ("c", "y!", 3, [("h", b"3")])]
