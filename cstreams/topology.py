@@ -282,17 +282,14 @@ class Topology:
                 else:
                     store_users[s] = n.name
         groups = {}
-        order = []
         for name in self._nodes:
-            r = find(name)
-            if r not in groups:
-                groups[r] = []
-                order.append(r)
-            groups[r].append(name)
+            groups.setdefault(find(name), []).append(name)
+        # Sub-topologies are numbered in the order their first source was added (every group
+        # has a source: validate() checked that each node is fed by one).
+        order = list(dict.fromkeys(find(nm) for nm, n in self._nodes.items()
+                                   if n.kind == "source"))
         subs = []
-        for r in sorted(order, key=lambda r: min(
-                i for i, nm in enumerate(self._nodes) if find(nm) == r and
-                self._nodes[nm].kind == "source")):
+        for r in order:
             names = groups[r]
             sources = [nm for nm in names if self._nodes[nm].kind == "source"]
             topics = [t for nm in sources for t in self._nodes[nm].topics]
