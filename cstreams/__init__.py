@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os as _os
 
-from cstreams import handlers, processors, serde, stores
+from cstreams import dsl, handlers, processors, serde, stores
 from cstreams._impl import IMPLEMENTATION
 from cstreams._impl import record as _record
+from cstreams.dsl import StreamsBuilder
 from cstreams.errors import (
     BrokerUnavailableError,
     CommitError,
@@ -83,7 +84,9 @@ __all__ = [
     "Topology",
     "TopologyError",
     "TransactionError",
+    "StreamsBuilder",
     "WALL_CLOCK_TIME",
+    "dsl",
     "get_include",
     "handlers",
     "processors",

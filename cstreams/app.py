@@ -92,7 +92,8 @@ class App:
         if not max_batch_latency_ms > 0:
             raise ConfigurationError(f"max_batch_latency_ms must be > 0, got "
                                      f"{max_batch_latency_ms!r}")
-        self.topology = topology
+        # Internal (repartition) topics get their <application_id>- prefix here.
+        self.topology = topology.for_application(application_id)
         self.application_id = application_id
         self.bootstrap_servers = bootstrap_servers
         self.state_dir = os.path.abspath(state_dir or default_state_dir())

@@ -47,6 +47,7 @@ class Task:
         self.stores = {}
         self.metrics = collections.Counter()
         self._punctuations = []
+        self._flush_listeners = []
         self._raw = None
         # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
         # node: sinks and stores reuse the bytes for keys that pass through unchanged.
@@ -98,6 +99,7 @@ class Task:
         if err is not None:
             log.warning("task %s: closing a processor on rewind failed: %s", self.task_id, err)
         self._punctuations = []
+        self._flush_listeners = []
         self.stream_time = -1
         self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub)
         self._source_by_topic = {}
@@ -207,8 +209,19 @@ class Task:
         return self._punctuate(PunctuationType.WALL_CLOCK_TIME, now_ms)
 
     # --- commit support -------------------------------------------------------------------
+    def on_flush(self, node, callback):
+        """Call ``callback(stream_time)`` as a punctuation of ``node`` (what it forwards
+        flows downstream) at every commit, before the stores flush: the DSL's table caches
+        forward their coalesced updates there, as Kafka Streams' record caches do."""
+        self._flush_listeners.append((node, callback))
+
+    def flush_caches(self):
+        for node, callback in self._flush_listeners:
+            node.punctuate(callback, self.stream_time)
+
     def flush_stores(self):
         """Commit step 1: every store writes its dirty keys and sends changelog records."""
+        self.flush_caches()
         n = 0
         for store in self.stores.values():
             n += store.flush()

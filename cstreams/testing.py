@@ -61,6 +61,8 @@ class TopologyTestDriver:
                  default_partitions: int = 1, wall_clock_ms: int = 0,
                  application_id: str = "test-driver", state_dir: Optional[str] = None,
                  error_handler=None):
+        # Internal (repartition) topics are named as the App names them.
+        topology = topology.for_application(application_id)
         self.topology = topology
         topology.validate()
         self.default_partitions = default_partitions
@@ -78,6 +80,17 @@ class TopologyTestDriver:
         self._source_topics = set(topology.source_topics())
         self._collector = _Collector(self)
         self._closed = False
+        self._size_internal_topics()
+
+    def _size_internal_topics(self):
+        internal = set(self.topology.internal_topics())
+
+        def external(sub):
+            found = [self._collector.partitions_for(t) for t in sub.topics if t not in internal]
+            return max(found) if found else None
+
+        for t, n in self.topology.internal_topic_partitions(external).items():
+            self._partitions.setdefault(t, n or self.default_partitions)
 
     # --- input ----------------------------------------------------------------------------
     def _task(self, topic, partition):
@@ -139,6 +152,8 @@ class TopologyTestDriver:
 
     def _run(self, task, raw):
         task.process(raw)
+        # A piped batch is a commit, as in Kafka Streams' driver: table caches forward.
+        task.flush_caches()
         while self._feedback:
             topic, keys, values, ts, headers, parts = self._feedback.pop(0)
             by_partition = {}

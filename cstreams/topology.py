@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class _SourceSpec:
     kind: str = "source"
     parents: list = field(default_factory=list)
     stores: list = field(default_factory=list)
+    internal: bool = False
 
 
 @dataclass
@@ -47,6 +49,7 @@ class _SinkSpec:
     partitioner: Optional[Callable]
     kind: str = "sink"
     stores: list = field(default_factory=list)
+    internal: bool = False
 
 
 @dataclass
@@ -98,8 +101,10 @@ class Topology:
 
     def add_source(self, name: str, topics: Union[str, Sequence[str], None] = None, *,
                    pattern: Union[str, re.Pattern, None] = None, key_serde=None,
-                   value_serde=None) -> "Topology":
-        """A source reading ``topics`` (a name or list) or every topic matching ``pattern``."""
+                   value_serde=None, internal: bool = False) -> "Topology":
+        """A source reading ``topics`` (a name or list) or every topic matching ``pattern``.
+        ``internal``: topics the application owns (repartition topics), named here without
+        the ``<application_id>-`` prefix that ``for_application`` adds."""
         self._check_new_name(name, "source")
         if isinstance(topics, str):
             topics = [topics]
@@ -119,6 +124,7 @@ class Topology:
             name, topics, pattern,
             _serde_mod.resolve(key_serde, f"source {name!r} key serde"),
             _serde_mod.resolve(value_serde, f"source {name!r} value serde"),
+            internal=bool(internal),
         )
         return self
 
@@ -146,9 +152,10 @@ class Topology:
 
     def add_sink(self, name: str, topic: str, parents: Union[str, Iterable[str]], *,
                  key_serde=None, value_serde=None,
-                 partitioner: Optional[Callable] = None) -> "Topology":
+                 partitioner: Optional[Callable] = None, internal: bool = False) -> "Topology":
         """A sink writing to ``topic``. ``partitioner(key, value, num_partitions) -> int``
-        replaces the default (murmur2 of the serialized key, as Kafka's)."""
+        replaces the default (murmur2 of the serialized key, as Kafka's). ``internal``: as
+        for add_source."""
         self._check_new_name(name, "sink")
         if not isinstance(topic, str) or not topic:
             raise TopologyError(f"sink {name!r} needs a topic name, got {topic!r}")
@@ -158,7 +165,7 @@ class Topology:
             name, topic, self._parents(name, parents),
             _serde_mod.resolve(key_serde, f"sink {name!r} key serde"),
             _serde_mod.resolve(value_serde, f"sink {name!r} value serde"),
-            partitioner,
+            partitioner, internal=bool(internal),
         )
         return self
 
@@ -353,6 +360,67 @@ class Topology:
             for c in self._children[name]:
                 built[name].add_child(built[c])
         return {nm: built[nm] for nm in sub.sources}, [built[nm] for nm in sub.nodes]
+
+    # --- internal topics ------------------------------------------------------------------
+    def internal_topics(self) -> list:
+        """The internal topics (repartition topics) the sources and sinks name, sorted."""
+        out = set()
+        for n in self._nodes.values():
+            if getattr(n, "internal", False):
+                out.update(n.topics if n.kind == "source" else [n.topic])
+        return sorted(out)
+
+    def for_application(self, application_id: str) -> "Topology":
+        """This topology with every internal topic ``t`` renamed ``<application_id>-t``, as
+        the App and the TopologyTestDriver run it (self when it has no internal topic)."""
+        if not any(getattr(n, "internal", False) for n in self._nodes.values()):
+            return self
+        out = Topology()
+        out._stores = dict(self._stores)
+        for name, spec in self._nodes.items():
+            changes = {"stores": list(spec.stores)}
+            if spec.kind != "source":
+                changes["parents"] = list(spec.parents)
+            if getattr(spec, "internal", False):
+                if spec.kind == "source":
+                    changes["topics"] = [f"{application_id}-{t}" for t in spec.topics]
+                else:
+                    changes["topic"] = f"{application_id}-{spec.topic}"
+            out._nodes[name] = dataclasses.replace(spec, **changes)
+        return out
+
+    def internal_topic_partitions(self, external_partitions: Callable) -> dict:
+        """{internal topic: partition count}, as Kafka Streams sizes repartition topics: the
+        largest count among the sub-topologies that write to it. ``external_partitions(sub)``
+        gives a sub-topology's count from its non-internal source topics (None if unknown)."""
+        subs = self.validate()
+        internal = set(self.internal_topics())
+        writers: dict = {t: [] for t in internal}
+        for sub in subs:
+            for nm in sub.nodes:
+                spec = self._nodes[nm]
+                if spec.kind == "sink" and spec.internal:
+                    writers[spec.topic].append(sub)
+        counts: dict = {}
+
+        def sub_count(sub, seen):
+            if sub.id in counts:
+                return counts[sub.id]
+            if sub.id in seen:
+                return None
+            seen = seen | {sub.id}
+            found = [external_partitions(sub)]
+            found += [topic_count(t, seen) for t in sub.topics if t in internal]
+            found = [n for n in found if n]
+            counts[sub.id] = max(found) if found else None
+            return counts[sub.id]
+
+        def topic_count(t, seen):
+            found = [sub_count(w, seen) for w in writers[t]]
+            found = [n for n in found if n]
+            return max(found) if found else None
+
+        return {t: topic_count(t, frozenset()) for t in sorted(internal)}
 
     # --- describe -------------------------------------------------------------------------
     def describe(self) -> "TopologyDescription":

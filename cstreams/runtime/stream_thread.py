@@ -90,6 +90,12 @@ class StreamThread:
         confs = app.client_configs
         admin = kafka.make_admin(confs["admin"])
         md = topics.fetch_metadata(admin, app.bootstrap_servers, app.metadata_timeout_s)
+        internal = topics.internal_topic_specs(app.topology, md)
+        if internal:
+            topics.ensure_changelogs(admin, internal, md, what="internal",
+                                     replication_factor=app.changelog_replication_factor,
+                                     timeout=app.metadata_timeout_s)
+            md = topics.fetch_metadata(admin, app.bootstrap_servers, app.metadata_timeout_s)
         counts = topics.source_partitions(app.topology, md)
         out_topics = set(app.topology.sink_topics())
         dlq = getattr(app.error_handler_obj, "topic", None)

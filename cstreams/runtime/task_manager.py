@@ -141,7 +141,8 @@ class TaskManager:
         restore = []
         for name, tp, offset in plan:
             store = task.stores[name]
-            store.changelog = ChangelogWriter(self.changelog_producer, tp[0], tp[1])
+            if self.topology.store_spec(name).source_changelog is None:
+                store.changelog = ChangelogWriter(self.changelog_producer, tp[0], tp[1])
             restore.append((store, tp[0], tp[1], offset))
         if self.restorer.add(task, restore):
             self._start(mt, {})

@@ -83,7 +83,7 @@ def changelog_specs(topology, application_id, counts):
     for sub in topology.subtopologies:
         for name in sub.stores:
             spec = topology.store_spec(name)
-            if not spec.logging or sub.id not in counts:
+            if not spec.logging or sub.id not in counts or spec.source_changelog is not None:
                 continue
             cfg = {"cleanup.policy": "compact"}
             cfg.update({k: str(v) for k, v in spec.changelog_config.items()})
@@ -91,8 +91,27 @@ def changelog_specs(topology, application_id, counts):
     return out
 
 
-def ensure_changelogs(admin, specs, md, *, replication_factor=-1, timeout=30.0):
-    """Create missing changelog topics; check the partition count of existing ones."""
+def internal_topic_specs(topology, md):
+    """[(internal topic, partitions, topic config)]: repartition topics sized as the
+    largest partition count of the sub-topologies writing to them (Kafka Streams' rule)."""
+    internal = set(topology.internal_topics())
+
+    def external(sub):
+        found = [partition_count(md, t) for t in sub.topics if t not in internal]
+        for pattern in sub.patterns:
+            found += [partition_count(md, t) for t in md.topics
+                      if pattern.fullmatch(t) and not t.startswith("__")]
+        found = [n for n in found if n]
+        return max(found) if found else None
+
+    return [(t, n, {}) for t, n in topology.internal_topic_partitions(external).items()
+            if n is not None]
+
+
+def ensure_changelogs(admin, specs, md, *, replication_factor=-1, timeout=30.0,
+                      what="changelog"):
+    """Create missing changelog (or ``what``) topics; check the partition count of existing
+    ones."""
     to_create = []
     for topic, n, cfg in specs:
         have = partition_count(md, topic)
@@ -101,7 +120,7 @@ def ensure_changelogs(admin, specs, md, *, replication_factor=-1, timeout=30.0):
                                             replication_factor=replication_factor, config=cfg))
         elif have != n:
             raise CopartitioningError(
-                f"changelog topic {topic!r} has {have} partitions but its source topics have "
+                f"{what} topic {topic!r} has {have} partitions but its source topics have "
                 f"{n}: delete it (the state is rebuilt) or restore the source partition count"
             )
     if not to_create:
@@ -110,10 +129,10 @@ def ensure_changelogs(admin, specs, md, *, replication_factor=-1, timeout=30.0):
     for topic, fut in futures.items():
         try:
             fut.result(timeout=timeout)
-            log.info("created changelog topic %s", topic)
+            log.info("created %s topic %s", what, topic)
         except kafka.KafkaException as e:
             if kafka.error_code(e) != kafka.KafkaError.TOPIC_ALREADY_EXISTS:
-                raise MissingTopicsError(f"cannot create changelog topic {topic!r}: {e}") from e
+                raise MissingTopicsError(f"cannot create {what} topic {topic!r}: {e}") from e
     # Wait until metadata shows them, so the restore consumer and producer find them.
     deadline = time.monotonic() + timeout
     want = {t.topic: t.num_partitions for t in to_create}
@@ -122,6 +141,6 @@ def ensure_changelogs(admin, specs, md, *, replication_factor=-1, timeout=30.0):
         if all(partition_count(md, t) == n for t, n in want.items()):
             return
         if time.monotonic() > deadline:
-            raise MissingTopicsError(f"changelog topics not visible after {timeout:g} s: "
+            raise MissingTopicsError(f"{what} topics not visible after {timeout:g} s: "
                                      f"{sorted(want)}")
         time.sleep(0.1)

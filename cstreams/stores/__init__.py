@@ -35,8 +35,13 @@ class StoreSpec:
         self.logging = bool(logging)
         self.cache_max_entries = cache_max_entries
         self.changelog_config = dict(changelog_config or {})
+        # A source topic that serves as the changelog (a DSL table's store): restoration reads
+        # it, flushes write nothing to it, and no changelog topic is created.
+        self.source_changelog = None
 
     def changelog_topic(self, application_id):
+        if self.source_changelog is not None:
+            return self.source_changelog
         return f"{application_id}-{self.name}-changelog"
 
     def open_backend(self, directory):

@@ -1,0 +1,15 @@
+"""The Streams DSL: ``StreamsBuilder`` builds an ordinary ``cs.Topology`` from chained
+operators on streams and tables (see cstreams.dsl.builder)."""
+
+from cstreams.dsl.builder import (
+    BranchedKStream,
+    KGroupedStream,
+    KGroupedTable,
+    KStream,
+    KTable,
+    StreamsBuilder,
+)
+from cstreams.dsl.change import Change
+
+__all__ = ["BranchedKStream", "Change", "KGroupedStream", "KGroupedTable", "KStream", "KTable",
+           "StreamsBuilder"]
