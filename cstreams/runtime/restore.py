@@ -3,11 +3,14 @@ a new task from its checkpointed offset (or the beginning) to partition EOF and 
 records to the store backend with ``store.restore_batch``, in batches.
 
 It stops on partition EOF (``enable.partition.eof=true``), never at the high watermark alone:
-a watermark can be stale (and some brokers under-report it).
+a watermark can be stale (and some brokers under-report it). A source topic that serves as a
+changelog (a DSL table's) is read only up to the group's committed offset: records past it are
+processed again, and must find the table as it was before them.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 
@@ -21,9 +24,10 @@ PROGRESS_INTERVAL_S = 5.0
 
 
 class _Pending:
-    __slots__ = ("task", "store", "topic", "partition", "start", "records", "position")
+    __slots__ = ("task", "store", "topic", "partition", "start", "records", "position", "end")
 
-    def __init__(self, task, store, topic, partition, start):
+    def __init__(self, task, store, topic, partition, start, end=None):
+        self.end = end
         self.task = task
         self.store = store
         self.topic = topic
@@ -62,14 +66,16 @@ class StoreRestorer:
 
     def add(self, task, plan):
         """Start restoring ``task``: plan = [(store, changelog topic, partition, offset or
-        None for the beginning)]. Returns True when there is nothing to restore."""
+        None for the beginning[, end offset: stop there instead of at EOF])]. Returns True
+        when there is nothing to restore."""
         if not plan:
             return True
         tps = []
         keys = set()
-        for store, topic, partition, offset in plan:
+        for store, topic, partition, offset, *end in plan:
             start = kafka.OFFSET_BEGINNING if offset is None else offset
-            self._pending[(topic, partition)] = _Pending(task, store, topic, partition, start)
+            self._pending[(topic, partition)] = _Pending(task, store, topic, partition, start,
+                                                         end[0] if end else None)
             keys.add((topic, partition))
             tps.append(kafka.TopicPartition(topic, partition, start))
         self._by_task[task.task_id] = keys
@@ -78,7 +84,7 @@ class StoreRestorer:
         self.consumer.incremental_assign(tps)
         log.info("task %s: restoring %s", task.task_id,
                  ", ".join(f"{t}-{p} from {'beginning' if o is None else o}"
-                           for _, t, p, o in plan))
+                           for _, t, p, o, *_end in plan))
         return False
 
     def remove(self, task_id):
@@ -108,7 +114,8 @@ class StoreRestorer:
         batches, events = self._group(msgs)
         for b in batches:
             self._apply(b)
-        eofs = []
+        eofs = [(tp, p.end) for tp, p in self._pending.items()
+                if p.end is not None and p.position >= p.end]
         for m in events:
             err = m.error()
             if err.code() == kafka.PARTITION_EOF:
@@ -150,9 +157,15 @@ class StoreRestorer:
         p = self._pending.get((batch.topic, batch.partition))
         if p is None:
             return
-        n = len(batch.keys)
-        p.store.restore_batch(batch.keys, batch.values)
-        p.position = batch.offsets[-1] + 1
+        keys, values = batch.keys, batch.values
+        if p.end is not None and batch.offsets[-1] >= p.end:
+            cut = bisect.bisect_left(batch.offsets, p.end)
+            keys, values = keys[:cut], values[:cut]
+            if not keys:
+                return
+        n = len(keys)
+        p.store.restore_batch(keys, values)
+        p.position = batch.offsets[n - 1] + 1
         p.records += n
         self._counts[p.task.task_id] = self._counts.get(p.task.task_id, 0) + n
         self.records_restored += n

@@ -143,10 +143,22 @@ class TaskManager:
             store = task.stores[name]
             if self.topology.store_spec(name).source_changelog is None:
                 store.changelog = ChangelogWriter(self.changelog_producer, tp[0], tp[1])
-            restore.append((store, tp[0], tp[1], offset))
+                restore.append((store, tp[0], tp[1], offset))
+                continue
+            # A table's source topic: restore only what the group committed.
+            end = self._committed_offset(tp)
+            if end > (offset or 0):
+                restore.append((store, tp[0], tp[1], offset, end))
         if self.restorer.add(task, restore):
             self._start(mt, {})
         return mt
+
+    def _committed_offset(self, tp):
+        """The group's committed offset of a source partition (0 when none)."""
+        if self.consumer is None:
+            return 0
+        got = self.consumer.committed([kafka.TopicPartition(tp[0], tp[1])], timeout=30)
+        return max(got[0].offset, 0) if got else 0
 
     def _plan(self, mt, checkpoint):
         """[(store name, changelog (topic, partition), start offset or None)]; wipes the
