@@ -19,6 +19,7 @@ def _quick_start_source():
 
 
 def test_quick_start_topology_counts_words_through_the_driver(capsys):
+    """The quick start in the DSL: repartitioned by word, counted once per word."""
     src = _quick_start_source()
     run_line = 'cs.App(topo, application_id="wordcount", bootstrap_servers="localhost:9092").run()'
     assert run_line in src
@@ -26,15 +27,30 @@ def test_quick_start_topology_counts_words_through_the_driver(capsys):
     exec(compile(src.replace(run_line, ""), "README.md", "exec"), namespace)
     topo = namespace["topo"]
     assert "Sub-topology: 1" in capsys.readouterr().out
-    with TopologyTestDriver(topo, partitions={"words-by-word": 3, "word-counts": 3}) as d:
+    with TopologyTestDriver(topo, partitions={"words": 2, "word-counts": 3},
+                            application_id="wordcount") as d:
         d.pipe_batch("words", ["l1", "l2"], ["the cat the", "hat the"], partition=0)
         d.pipe("words", "l3", "cat", partition=1)
         assert d.output_as_dict("word-counts") == {"the": 3, "cat": 2, "hat": 1}
         # Each word was counted by exactly one task: its repartitioned partition.
         per_word = {}
-        for r in d.output("word-counts"):
+        for r in d.output("wordcount-by-word-repartition"):
             per_word.setdefault(r.key, set()).add(r.partition)
+        assert set(per_word) == {"the", "cat", "hat"}
         assert all(len(parts) == 1 for parts in per_word.values())
+
+
+def test_processor_api_word_count_gives_the_same_counts(capsys):
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## The Processor API"):]
+    src = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(src, "README.md", "exec"), namespace)
+    assert "Sub-topology: 1" in capsys.readouterr().out
+    with TopologyTestDriver(namespace["topo"], partitions={"words-by-word": 3}) as d:
+        d.pipe_batch("words", ["l1", "l2"], ["the cat the", "hat the"], partition=0)
+        d.pipe("words", "l3", "cat", partition=1)
+        assert d.output_as_dict("word-counts") == {"the": 3, "cat": 2, "hat": 1}
 
 
 def test_wordcount_example_describes_itself():
