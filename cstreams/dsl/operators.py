@@ -5,6 +5,7 @@ where they do the job (map, map_values, filter, flat_map, count)."""
 from __future__ import annotations
 
 from cstreams import processors as _builtin
+from cstreams._impl import dispatch as _dispatch
 from cstreams._impl import store as _store
 from cstreams.dsl.change import Change
 from cstreams.errors import ProcessingError
@@ -191,49 +192,57 @@ class TableFlags:
 class _Emitter(BatchProcessor):
     """Forwards table updates, as plain values or as Changes, either at once or through a
     cache that keeps the latest update per key until the task commits (or the cache fills),
-    as Kafka Streams' record cache does. A coalesced Change keeps the oldest old value."""
+    as Kafka Streams' record cache does. A coalesced Change keeps the oldest old value.
 
-    def __init__(self, flags, cache, cache_max_keys=DEFAULT_CACHE_MAX_KEYS):
+    The cache is three dicts updated a batch at a time (the last update of a key in a batch
+    wins, in C, by dict construction), so caching costs no Python step per record."""
+
+    def __init__(self, flags, cache):
         self.flags = flags
         self.cache = cache
-        self.cache_max_keys = cache_max_keys
+        self.cache_max_keys = DEFAULT_CACHE_MAX_KEYS
 
     def init(self, ctx):
         self.ctx = ctx
         self.send_old = self.flags.send_old
-        self._pending = {}
+        self._new, self._ts, self._old = {}, {}, {}
         if self.cache:
             ctx._task.on_flush(ctx._node, self._flush)
 
     def _emit(self, keys, news, olds, timestamps):
+        """``olds`` is a list, or a callable returning it (called only when old values are
+        sent)."""
+        if self.send_old and callable(olds):
+            olds = olds()
         if not self.cache:
             if self.send_old:
                 news = [Change(n, o) for n, o in zip(news, olds)]
             self.ctx.forward_batch(keys, news, timestamps)
             return
-        pending = self._pending
-        for k, n, o, t in zip(keys, news, olds, timestamps):
-            e = pending.get(k)
-            if e is None:
-                pending[k] = [n, o, t]
-            else:
-                e[0] = n
-                e[2] = t
-        if len(pending) > self.cache_max_keys:
+        self._new.update(zip(keys, news))
+        self._ts.update(zip(keys, timestamps))
+        if self.send_old:
+            # First old value per key of this batch; those already pending win.
+            first = dict(zip(reversed(keys), reversed(olds)))
+            first.update(self._old)
+            self._old = first
+        if len(self._new) > self.cache_max_keys:
             self._flush(None)
 
     def _flush(self, _timestamp):
-        pending = self._pending
-        if not pending:
+        new = self._new
+        if not new:
             return
-        keys = list(pending)
-        entries = list(pending.values())
-        pending.clear()
+        keys = list(new)
+        values = list(new.values())
+        timestamps = list(self._ts.values())
         if self.send_old:
-            values = [Change(e[0], e[1]) for e in entries]
-        else:
-            values = [e[0] for e in entries]
-        self.ctx.forward_batch(keys, values, [e[2] for e in entries])
+            old = self._old
+            values = [Change(n, old[k]) for k, n in zip(keys, values)]
+        self._new, self._ts, self._old = {}, {}, {}
+        # Evicted in the middle of a batch: the batch's own headers do not belong to these.
+        headers = None if self.ctx.batch is None else [None] * len(keys)
+        self.ctx.forward_batch(keys, values, timestamps, headers)
 
 
 def _non_null_keys(batch):
@@ -269,8 +278,9 @@ class StreamCount(_Emitter):
         keys = batch.keys
         if not keys:
             return
-        counts = _store.count_batch(self.store, keys)
-        self._emit(keys, counts, [c - 1 or None for c in counts], batch.timestamps)
+        kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.store.key_serde)
+        counts = _store.count_batch(self.store, keys, kbs)
+        self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch.timestamps)
 
 
 class StreamAggregate(_Emitter):

@@ -464,3 +464,47 @@ def test_dsl_and_hand_built_topologies_give_identical_outputs(tmp_path, partitio
                                 for r in d.output(t)] for t in ("counts", "amounts")})
     assert outputs[0] == outputs[1]
     assert len(outputs[0]["counts"]) > 100
+
+
+class TopicRecorder(cs.Processor):
+    topics = []
+
+    def init(self, ctx):
+        self.ctx = ctx
+
+    def process(self, record):
+        TopicRecorder.topics.append(self.ctx.topic)
+        self.ctx.forward(record.key, record.value)
+
+
+def test_a_full_table_cache_forwards_before_the_commit():
+    from cstreams.dsl import operators
+
+    def build():
+        b = StreamsBuilder()
+        (b.stream("in", key_serde=S, value_serde=S).group_by_key().count().to_stream()
+         .process(TopicRecorder).to("out", key_serde=S, value_serde=I64))
+        return b.build()
+
+    def run_with(max_keys):
+        TopicRecorder.topics = []
+        old = operators.DEFAULT_CACHE_MAX_KEYS
+        operators.DEFAULT_CACHE_MAX_KEYS = max_keys
+        try:
+            with TopologyTestDriver(build()) as d:
+                d.pipe_batch("in", ["a", "b", "a", "c", "d"], ["1"] * 5,
+                             headers=[[("h", b"1")]] * 5)
+                d.pipe_batch("in", ["a"], ["1"])
+                return d.output("out"), TopicRecorder.topics
+        finally:
+            operators.DEFAULT_CACHE_MAX_KEYS = old
+
+    out, topics = run_with(2)
+    # More than 2 keys pending after the first batch: forwarded inside that batch's
+    # processing (the input topic is in hand), not at the commit.
+    assert kv(out) == [("a", 2), ("b", 1), ("c", 1), ("d", 1), ("a", 3)]
+    assert topics == ["in"] * 4 + [None]
+    assert all(r.headers is None for r in out)
+    out, topics = run_with(100)
+    assert kv(out) == [("a", 2), ("b", 1), ("c", 1), ("d", 1), ("a", 3)]
+    assert topics == [None] * 5
