@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 E2E_ARGS ?= --records 200000 --repeat 5
 bench-e2e: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(E2E_ARGS)
+
+# W1 written in the Streams DSL next to the hand-built topology and the floor, same run.
+bench-e2e-dsl: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_dsl.py $(E2E_ARGS)
 
 # Changelog restoration rate over the broker: 1,000,000 records into a fresh RocksDB store.
 bench-restore: install

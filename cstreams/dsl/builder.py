@@ -298,7 +298,8 @@ class KStream:
         """Write the stream to ``topic``, or, when ``topic`` is a callable ``fn(key, value)
         -> topic name``, to the topic it chooses per record among ``topics`` (declared, so
         that the app can check they exist). Ends the stream."""
-        ks, vs = self._sink_serdes(key_serde, value_serde, f"to({topic!r})")
+        where = "to(topic chooser)" if callable(topic) else f"to({topic!r})"
+        ks, vs = self._sink_serdes(key_serde, value_serde, where)
         topo = self._b._topology
         if callable(topic):
             if not topics:

@@ -508,3 +508,16 @@ def test_a_full_table_cache_forwards_before_the_commit():
     out, topics = run_with(100)
     assert kv(out) == [("a", 2), ("b", 1), ("c", 1), ("d", 1), ("a", 3)]
     assert topics == [None] * 5
+
+
+def test_table_filter_not_and_a_pattern_stream():
+    b = StreamsBuilder()
+    b.table("t", key_serde=S, value_serde=I64, cache=False).filter_not(
+        lambda k, v: v > 10).to_stream().to("small", value_serde=I64)
+    b.stream(pattern=r"logs-.*", key_serde=S, value_serde=S).to("all-logs")
+    with TopologyTestDriver(b.build()) as d:
+        d.pipe_batch("t", ["a", "b", "a"], [5, 50, 20])
+        assert kv(d.output("small")) == [("a", 5), ("b", None), ("a", None)]
+        d.pipe("logs-eu", "k", "x")
+        d.pipe("logs-us", "k", "y")
+        assert kv(d.output("all-logs")) == [("k", "x"), ("k", "y")]

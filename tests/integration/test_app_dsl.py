@@ -95,6 +95,94 @@ def test_dsl_wordcount_repartitions_through_an_internal_topic(broker, topic_fact
         assert len(out) < total
 
 
+class RunningMax(cs.BatchProcessor):
+    """process(): the running max per key in a store, forwarded per record."""
+
+    def init(self, ctx):
+        self.ctx = ctx
+        self.store = ctx.get_store("max-seen")
+
+    def process_batch(self, batch):
+        out = []
+        for k, v in zip(batch.keys, batch.values):
+            m = max(v, self.store.get(k) or 0)
+            self.store.put(k, m)
+            out.append(m)
+        self.ctx.forward_batch(batch.keys, out)
+
+
+def test_every_stream_operator_end_to_end(broker, topic_factory, tmp_path):
+    t = {name: topic_factory(name, 2) for name in
+         ("events", "a", "b", "pos", "neg", "small", "big-max", "pattern-out")}
+    pattern_topic = topic_factory("pat-in", 2)
+    rng = random.Random(9)
+    events = [(f"user{rng.randrange(12)}", rng.randrange(-20, 100)) for _ in range(600)]
+    produce(broker.bootstrap_servers, t["events"],
+            [(k.encode(), v.to_bytes(8, "big", signed=True)) for k, v in events])
+    produce(broker.bootstrap_servers, pattern_topic, [(b"p", b"x"), (b"q", b"y")])
+    peeked, seen = [], []
+
+    b = StreamsBuilder()
+    s = b.stream(t["events"], key_serde=S, value_serde=I64)
+    (s.filter(lambda k, v: v > 0).filter_not(lambda k, v: v % 5 == 0)
+     .map_values(lambda v: v * 2).to(t["a"], value_serde=I64))
+    (s.map(lambda k, v: (f"{k}-{v % 3}", v), key_serde=S, value_serde=I64)
+     .peek(lambda k, v: peeked.append(k)).select_key(lambda k, v: k.upper(), key_serde=S)
+     .repartition(name="rekey").to(t["b"]))
+    (s.flat_map(lambda k, v: [(k, v), (k, -v)], key_serde=S, value_serde=I64)
+     .merge(s.flat_map_values(lambda v: [v + 1000], value_serde=I64))
+     .to(lambda k, v: t["pos"] if v >= 0 else t["neg"], topics=[t["pos"], t["neg"]]))
+    small, big = s.split().branch(lambda k, v: v < 50).default_branch().values()
+    (small.process(RunningMax, stores=[cs.stores.rocksdb("max-seen", S, I64)])
+     .to(t["small"], key_serde=S, value_serde=I64))
+    big.group_by_key().reduce(max, name="big-max").to_stream().to(t["big-max"])
+    s.foreach(lambda k, v: seen.append((k, v)))
+    b.stream(pattern=r"pat-in-.*", key_serde=S, value_serde=S).to(t["pattern-out"])
+
+    app = cs.App(b.build(), application_id=f"dslops-{t['events']}",
+                 bootstrap_servers=broker.bootstrap_servers, state_dir=str(tmp_path),
+                 commit_interval_ms=200, config=app_config())
+
+    def read(topic, n=None, until=None):
+        recs = consume_all(broker.bootstrap_servers, topic, timeout=90, until=until or (
+            lambda r: len(r) >= n))
+        return [(k.decode(), int64(v) if len(v) == 8 else v.decode())
+                for _p, _o, k, v, _h in recs]
+
+    want_a = sorted((k, v * 2) for k, v in events if v > 0 and v % 5)
+    want_b = sorted((f"{k}-{v % 3}".upper(), v) for k, v in events)
+    want_pos = sorted([(k, v) for k, v in events if v >= 0] + [(k, -v) for k, v in events
+                                                               if -v >= 0]
+                      + [(k, v + 1000) for k, v in events])
+    want_neg = sorted([(k, v) for k, v in events if v < 0] + [(k, -v) for k, v in events
+                                                              if -v < 0])
+    running, want_small = {}, []
+    for k, v in events:
+        if v < 50:
+            running[k] = max(v, running.get(k, 0))
+            want_small.append((k, running[k]))
+    want_max = {}
+    for k, v in events:
+        if v >= 50:
+            want_max[k] = max(v, want_max.get(k, v))
+
+    app.start()
+    try:
+        assert sorted(read(t["a"], len(want_a))) == want_a
+        assert sorted(read(t["b"], len(want_b))) == want_b
+        assert sorted(read(t["pos"], len(want_pos))) == want_pos
+        assert sorted(read(t["neg"], len(want_neg))) == want_neg
+        assert sorted(read(t["small"], len(want_small))) == sorted(want_small)
+        maxes = read(t["big-max"], until=lambda r: {k.decode(): int64(v) for _p, _o, k, v, _h
+                                                   in r} == want_max)
+        assert dict(maxes) == want_max
+        assert sorted(read(t["pattern-out"], 2)) == [("p", "x"), ("q", "y")]
+    finally:
+        app.close()
+    assert sorted(seen) == sorted(events)
+    assert len(peeked) == len(events)
+
+
 def _city_counts(users_topic, out_topic):
     b = StreamsBuilder()
     users = b.table(users_topic, key_serde=S, value_serde=J, name="users")
