@@ -364,7 +364,7 @@ class Topology:
     # --- internal topics ------------------------------------------------------------------
     def internal_topics(self) -> list:
         """The internal topics (repartition topics) the sources and sinks name, sorted."""
-        out = set()
+        out: set = set()
         for n in self._nodes.values():
             if getattr(n, "internal", False):
                 out.update(n.topics if n.kind == "source" else [n.topic])
@@ -378,7 +378,7 @@ class Topology:
         out = Topology()
         out._stores = dict(self._stores)
         for name, spec in self._nodes.items():
-            changes = {"stores": list(spec.stores)}
+            changes: dict = {"stores": list(spec.stores)}
             if spec.kind != "source":
                 changes["parents"] = list(spec.parents)
             if getattr(spec, "internal", False):

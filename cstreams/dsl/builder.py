@@ -88,6 +88,11 @@ class StreamsBuilder:
         node = self._name("KTABLE-SOURCE-PROC", name)
         store = self._store(store_name, name, "KTABLE-SOURCE-STATE-STORE", materialized, ks,
                             vs, "table()")
+        if store.key_serde is not ks or store.value_serde is not vs:
+            raise TopologyError(
+                f"table({topic!r}): store {store.name!r} must use the topic's serdes (its "
+                f"changelog is the topic: restoration copies the topic's bytes into it); "
+                f"pass the same key_serde and value_serde to both")
         store.source_changelog = topic
         self._topology.add_source(source, topic, key_serde=ks, value_serde=vs)
         flags = ops.TableFlags()

@@ -422,6 +422,9 @@ def test_duplicate_names_and_bad_arguments_fail_at_build_time():
         s.merge()
     with pytest.raises(TopologyError, match="reduce.*needs a value serde"):
         s.map_values(len).group_by_key().reduce(lambda a, v: a + v)
+    with pytest.raises(TopologyError, match="must use the topic's serdes"):
+        b.table("t", key_serde=S, value_serde=J,
+                materialized=cs.stores.in_memory("t-store", S, S))
 
 
 # --- the DSL against the hand-built Processor API topology ----------------------------------

@@ -46,9 +46,11 @@ def _partitions(bootstrap, topic):
     return None if tm is None or tm.error is not None else len(tm.partitions)
 
 
-@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("cache,guarantee", [(False, "at_least_once"),
+                                             (True, "at_least_once"),
+                                             (True, "exactly_once_v2")])
 def test_dsl_wordcount_repartitions_through_an_internal_topic(broker, topic_factory, tmp_path,
-                                                             cache):
+                                                             cache, guarantee):
     words_topic = topic_factory("words", 3)
     out_topic = topic_factory("word-counts", 2)
     lines = sample_lines(300)
@@ -59,7 +61,7 @@ def test_dsl_wordcount_repartitions_through_an_internal_topic(broker, topic_fact
     app_id = f"dslwc-{out_topic}"
     app = cs.App(_wordcount(words_topic, out_topic, cache), application_id=app_id,
                  bootstrap_servers=broker.bootstrap_servers, state_dir=str(tmp_path),
-                 commit_interval_ms=300, config=app_config())
+                 commit_interval_ms=300, config=app_config(), processing_guarantee=guarantee)
 
     def latest(recs):
         out = {}
