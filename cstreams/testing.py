@@ -89,7 +89,10 @@ class TopologyTestDriver:
             found = [self._collector.partitions_for(t) for t in sub.topics if t not in internal]
             return max(found) if found else None
 
+        prefix = f"{self._app_id}-"
         for t, n in self.topology.internal_topic_partitions(external).items():
+            # A count given for the topic's name without the prefix counts too.
+            n = self._partitions.get(t[len(prefix):], n)
             self._partitions.setdefault(t, n or self.default_partitions)
 
     # --- input ----------------------------------------------------------------------------

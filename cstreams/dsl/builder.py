@@ -649,7 +649,7 @@ class KGroupedTable:
         return self._aggregate(
             "REDUCE", "reduce()", name, store_name, materialized, self.value_serde, _first,
             lambda k, v, a: v if a is _FIRST else adder(a, v),
-            lambda k, v, a: a if a is _FIRST else subtractor(a, v), cache)
+            lambda k, v, a: None if a is _FIRST else subtractor(a, v), cache)
 
 
 __all__ = ["BranchedKStream", "KGroupedStream", "KGroupedTable", "KStream", "KTable",

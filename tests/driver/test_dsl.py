@@ -271,6 +271,8 @@ def test_explicit_repartition():
         out = d.output("out")
         assert sorted(kv(out)) == [("x", "x"), ("x", "x"), ("y", "y")]
         assert d._collector.partitions_for("test-driver-rekey-repartition") == 3
+    with TopologyTestDriver(topo, partitions={"in": 3, "rekey-repartition": 5}) as d:
+        assert d._collector.partitions_for("test-driver-rekey-repartition") == 5
 
 
 def test_windowed_by_and_joins_are_hooks_that_name_the_feature():
