@@ -355,6 +355,9 @@ class KStream:
             cache=cache)
 
     # --- hooks for later features ---------------------------------------------------------
+    # Joins (issue 15) read both sides in one task: co-partitioned sources (a side whose key
+    # changed goes through ``repartition()`` first, as Kafka Streams does), a stream-table
+    # join reading the table's store (KTable: ``_node``, its store via the topology).
     def join(self, other, joiner, *args, **kwargs):
         raise NotImplementedError(f"KStream.join: {JOINS_ISSUE}")
 
@@ -504,7 +507,14 @@ class KGroupedStream:
                                     cache))
 
     def windowed_by(self, windows):
-        """Hook for windowed aggregations (not connected yet)."""
+        """Hook for windowed aggregations (not connected yet).
+
+        To connect it: return a windowed grouped stream whose count/reduce/aggregate add the
+        windowing processor and its window store the way ``_aggregate`` does: the node to read
+        is ``self._source(store_name)`` (the stream, or the repartition topic's source when
+        the key changed), serdes are ``self.key_serde`` / ``self.value_serde``, names come
+        from ``self._b._name(prefix, name)``, nodes and stores go to ``self._b._topology``;
+        the result is a KTable over the windowed keys."""
         raise NotImplementedError(f"windowed_by(): {WINDOWING_ISSUE}")
 
 
