@@ -20,6 +20,7 @@ Pairs (each side does the same work, every output verified equal before timing):
              dsl:  five DSL operators (five batch processors)
   chain5_batch  the same five steps as DSL batch functions (batch=True) against the same hand
              processor.
+  chain5_fused  the per-record chain with StreamsBuilder(fuse=True): one generated loop.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ def chain_hand():
     return t
 
 
-def chain_dsl():
-    b = cs.StreamsBuilder()
+def chain_dsl(fuse=False):
+    b = cs.StreamsBuilder(fuse=fuse)
     (b.stream("in", key_serde=serde.STRING, value_serde=serde.INT64)
      .map_values(_f1).filter(_p2).map_values(_f3).filter_not(_p4).map_values(_f5)
      .to("out", value_serde=serde.INT64))
@@ -224,7 +225,8 @@ def test_w1_dsl_vs_hand(benchmark, tmp_path, name):
           _batches(_JSON), same_output=name == "w1")
 
 
-@pytest.mark.parametrize("name", ["chain5", "chain5_batch"])
+@pytest.mark.parametrize("name", ["chain5", "chain5_batch", "chain5_fused"])
 def test_chain5_dsl_vs_one_batch_processor(benchmark, tmp_path, name):
-    dsl = chain_dsl() if name == "chain5" else chain_dsl_batch()
+    dsl = {"chain5": chain_dsl, "chain5_batch": chain_dsl_batch,
+           "chain5_fused": lambda: chain_dsl(fuse=True)}[name]()
     _pair(benchmark, tmp_path, name, chain_hand(), dsl, _batches(_INTS))

@@ -44,9 +44,11 @@ class StreamsBuilder:
     error that says which serde to pass.
     """
 
-    def __init__(self, *, default_key_serde=None, default_value_serde=None):
+    def __init__(self, *, default_key_serde=None, default_value_serde=None, fuse=False):
         self._topology = Topology()
         self._counter = 0
+        self.fuse = fuse
+        self._steps = {}        # node name -> (kind, fn) of the fusable operators
         self.default_key_serde = _serde(default_key_serde, "default key serde")
         self.default_value_serde = _serde(default_value_serde, "default value serde")
 
@@ -122,9 +124,17 @@ class StreamsBuilder:
                             f"from cstreams.stores, got {materialized!r}")
 
     def build(self) -> Topology:
-        """The Topology (validated)."""
+        """The Topology (validated). With ``fuse=True``, chains of per-record stateless
+        operators (filter, filter_not, map, map_values, select_key) each run as one node
+        (cstreams.dsl.fusion)."""
         self._topology.validate()
-        return self._topology
+        if not self.fuse:
+            return self._topology
+        from cstreams.dsl.fusion import fuse
+
+        topology = fuse(self._topology, self._steps)
+        topology.validate()
+        return topology
 
     @property
     def topology(self) -> Topology:
@@ -166,16 +176,19 @@ class KStream:
     def node_name(self):
         return self._node
 
-    def _add(self, prefix, name, factory, key_serde, value_serde, key_changed, stores=()):
+    def _add(self, prefix, name, factory, key_serde, value_serde, key_changed, stores=(),
+             step=None):
         node = self._b._name(f"KSTREAM-{prefix}", name)
         self._b._topology.add_processor(node, factory, parents=[self._node])
+        if step is not None:
+            self._b._steps[node] = step
         for s in stores:
             self._b._topology.add_store(s, processors=[node])
         return KStream(self._b, node, key_serde, value_serde, key_changed)
 
-    def _same(self, prefix, name, factory):
+    def _same(self, prefix, name, factory, step=None):
         return self._add(prefix, name, factory, self.key_serde, self.value_serde,
-                         self.key_changed)
+                         self.key_changed, step=step)
 
     # --- stateless ------------------------------------------------------------------------
     def filter(self, predicate, *, batch=False, name=None) -> "KStream":
@@ -183,7 +196,8 @@ class KStream:
         ``predicate(keys, values)`` returns one truth value per record."""
         if batch:
             return self._same("FILTER", name, _factory(ops.BatchFilter, predicate))
-        return self._same("FILTER", name, _factory(FilterProcessor, predicate))
+        return self._same("FILTER", name, _factory(FilterProcessor, predicate),
+                          ("filter", predicate))
 
     def filter_not(self, predicate, *, batch=False, name=None) -> "KStream":
         """Drop records for which the predicate is true."""
@@ -191,7 +205,7 @@ class KStream:
             return self._same("FILTER", name, _factory(
                 ops.BatchFilter, lambda ks, vs: [not f for f in predicate(ks, vs)]))
         return self._same("FILTER", name, _factory(
-            FilterProcessor, lambda k, v: not predicate(k, v)))
+            FilterProcessor, lambda k, v: not predicate(k, v)), ("filter_not", predicate))
 
     def map(self, fn, *, batch=False, key_serde=None, value_serde=None,
             name=None) -> "KStream":
@@ -199,13 +213,15 @@ class KStream:
         values)``. The key may change: a later grouping repartitions."""
         cls = ops.BatchMap if batch else MapProcessor
         return self._add("MAP", name, _factory(cls, fn), _serde(key_serde, "map key serde"),
-                         _serde(value_serde, "map value serde"), True)
+                         _serde(value_serde, "map value serde"), True,
+                         step=None if batch else ("map", fn))
 
     def map_values(self, fn, *, batch=False, value_serde=None, name=None) -> "KStream":
         """``fn(value) -> value``; ``batch=True``: ``fn(values) -> values``."""
         cls = ops.BatchMapValues if batch else MapValuesProcessor
         return self._add("MAPVALUES", name, _factory(cls, fn), self.key_serde,
-                         _serde(value_serde, "map_values value serde"), self.key_changed)
+                         _serde(value_serde, "map_values value serde"), self.key_changed,
+                         step=None if batch else ("map_values", fn))
 
     def flat_map(self, fn, *, key_serde=None, value_serde=None, name=None) -> "KStream":
         """``fn(key, value) -> iterable of (key, value)``."""
@@ -224,7 +240,8 @@ class KStream:
         """``fn(key, value) -> new key``; ``batch=True``: ``fn(keys, values) -> keys``."""
         cls = ops.BatchSelectKey if batch else ops.SelectKey
         return self._add("KEY-SELECT", name, _factory(cls, fn),
-                         _serde(key_serde, "select_key key serde"), self.value_serde, True)
+                         _serde(key_serde, "select_key key serde"), self.value_serde, True,
+                         step=None if batch else ("select_key", fn))
 
     def peek(self, fn, *, batch=False, name=None) -> "KStream":
         """Call ``fn(key, value)`` per record (``batch=True``: ``fn(keys, values)`` per

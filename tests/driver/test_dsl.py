@@ -526,3 +526,48 @@ def test_table_filter_not_and_a_pattern_stream():
         d.pipe("logs-eu", "k", "x")
         d.pipe("logs-us", "k", "y")
         assert kv(d.output("all-logs")) == [("k", "x"), ("k", "y")]
+
+
+def _chain(fuse):
+    b = StreamsBuilder(fuse=fuse)
+    s = b.stream("in", key_serde=S, value_serde=I64)
+    c = (s.map_values(lambda v: v * 3).filter(lambda k, v: v % 7 != 0)
+         .select_key(lambda k, v: f"{k}-{v % 4}", key_serde=S)
+         .map(lambda k, v: (k.upper(), v - 1), key_serde=S, value_serde=I64)
+         .filter_not(lambda k, v: v > 200))
+    c.to("out")
+    c.map_values(lambda v: -v, value_serde=I64).to("neg")   # fan-out: the chain stops here
+    s.peek(lambda k, v: None).filter(lambda k, v: v > 50).to("big")
+    return b.build()
+
+
+def test_fused_chains_give_the_same_output_as_the_operators_one_by_one():
+    rng = random.Random(21)
+    fused, plain = _chain(True), _chain(False)
+    desc = str(fused.describe())
+    assert "KSTREAM-MAPVALUES-0000000001" not in desc      # fused into the chain's last node
+    assert "Processor: KSTREAM-FILTER-0000000005" in desc
+    assert desc.count("Processor:") == str(plain.describe()).count("Processor:") - 4
+    outputs = []
+    for topo in (fused, plain):
+        with TopologyTestDriver(topo) as d:
+            for i in range(10):
+                n = rng.randrange(1, 60)
+                keys = [f"k{rng.randrange(9)}" for _ in range(n)]
+                values = [rng.randrange(100) for _ in range(n)]
+                headers = None if i % 2 else [[("i", str(j).encode())] for j in range(n)]
+                d.pipe_batch("in", keys, values, timestamps=list(range(n)), headers=headers)
+            outputs.append({t: [(r.key, r.value, r.timestamp, r.headers) for r in d.output(t)]
+                            for t in ("out", "neg", "big")})
+        rng = random.Random(21)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]["out"]) > 50
+
+
+def test_an_error_in_a_fused_chain_names_the_node_and_the_offset():
+    b = StreamsBuilder(fuse=True)
+    (b.stream("in", key_serde=S, value_serde=I64).map_values(lambda v: 10 // v)
+     .filter(lambda k, v: True, name="last").to("out", value_serde=I64))
+    with TopologyTestDriver(b.build()) as d:
+        with pytest.raises(ProcessingError, match="'last'.*ZeroDivisionError"):
+            d.pipe_batch("in", ["a", "b"], [1, 0])
