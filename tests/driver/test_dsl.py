@@ -571,3 +571,21 @@ def test_an_error_in_a_fused_chain_names_the_node_and_the_offset():
     with TopologyTestDriver(b.build()) as d:
         with pytest.raises(ProcessingError, match="'last'.*ZeroDivisionError"):
             d.pipe_batch("in", ["a", "b"], [1, 0])
+
+
+def test_chained_repartitions_take_the_upstream_partition_count():
+    b = StreamsBuilder()
+    (b.stream("in", key_serde=S, value_serde=S)
+     .select_key(lambda k, v: v, key_serde=S).repartition(name="first")
+     .select_key(lambda k, v: k + "!", key_serde=S).repartition(name="second")
+     .group_by_key().count(cache=False).to_stream().to("out"))
+    topo = b.build()
+    assert topo.internal_topics() == ["first-repartition", "second-repartition"]
+    assert len(topo.subtopologies) == 3
+    counts = topo.for_application("app").internal_topic_partitions(
+        lambda sub: 6 if "in" in sub.topics else None)
+    assert counts == {"app-first-repartition": 6, "app-second-repartition": 6}
+    with TopologyTestDriver(topo, partitions={"in": 4}) as d:
+        d.pipe_batch("in", ["a", "b", "c"], ["x", "y", "x"], partition=3)
+        assert d._collector.partitions_for("test-driver-second-repartition") == 4
+        assert sorted(kv(d.output("out"))) == [("x!", 1), ("x!", 2), ("y!", 1)]
