@@ -223,18 +223,23 @@ class KStream:
                          _serde(value_serde, "map_values value serde"), self.key_changed,
                          step=None if batch else ("map_values", fn))
 
-    def flat_map(self, fn, *, key_serde=None, value_serde=None, name=None) -> "KStream":
-        """``fn(key, value) -> iterable of (key, value)``."""
-        return self._add("FLATMAP", name, _factory(FlatMapProcessor, fn),
-                         _serde(key_serde, "flat_map key serde"),
+    def flat_map(self, fn, *, batch=False, key_serde=None, value_serde=None,
+                 name=None) -> "KStream":
+        """``fn(key, value) -> iterable of (key, value)``; ``batch=True``: ``fn(keys,
+        values)`` -> one such iterable per record."""
+        factory = (_factory(ops.BatchFlatMap, fn, False) if batch
+                   else _factory(FlatMapProcessor, fn))
+        return self._add("FLATMAP", name, factory, _serde(key_serde, "flat_map key serde"),
                          _serde(value_serde, "flat_map value serde"), True)
 
-    def flat_map_values(self, fn, *, value_serde=None, name=None) -> "KStream":
-        """``fn(value) -> iterable of values``; each keeps the record's key."""
-        return self._add("FLATMAPVALUES", name,
-                         _factory(FlatMapProcessor, lambda k, v: [(k, x) for x in fn(v)]),
-                         self.key_serde, _serde(value_serde, "flat_map_values value serde"),
-                         self.key_changed)
+    def flat_map_values(self, fn, *, batch=False, value_serde=None,
+                        name=None) -> "KStream":
+        """``fn(value) -> iterable of values``, each with the record's key; ``batch=True``:
+        ``fn(values)`` -> one iterable of values per record."""
+        factory = (_factory(ops.BatchFlatMap, fn, True) if batch
+                   else _factory(FlatMapProcessor, lambda k, v: [(k, x) for x in fn(v)]))
+        return self._add("FLATMAPVALUES", name, factory, self.key_serde,
+                         _serde(value_serde, "flat_map_values value serde"), self.key_changed)
 
     def select_key(self, fn, *, batch=False, key_serde=None, name=None) -> "KStream":
         """``fn(key, value) -> new key``; ``batch=True``: ``fn(keys, values) -> keys``."""

@@ -96,6 +96,36 @@ class BatchSelectKey(_builtin._FunctionProcessor):
         self.ctx.forward_batch(list(keys), batch.values)
 
 
+class BatchFlatMap(_builtin._FunctionProcessor):
+    """fn(keys, values) -> one iterable of (key, value) per record; outputs keep their
+    record's timestamp and headers. ``values_only``: fn(values) -> one iterable of values per
+    record, keys kept (flat_map_values)."""
+
+    def __init__(self, fn, values_only):
+        super().__init__(fn)
+        self.values_only = values_only
+
+    def process_batch(self, batch):
+        keys = batch.keys
+        groups = self.fn(batch.values) if self.values_only else self.fn(keys, batch.values)
+        _check_length(self.ctx.node_name, "results", groups, len(keys))
+        in_h = batch.headers
+        out_k, out_v, out_t, out_h = [], [], [], []
+        for i, (k, t, group) in enumerate(zip(keys, batch.timestamps, groups)):
+            h = None if in_h is None else in_h[i]
+            for item in group:
+                if self.values_only:
+                    out_k.append(k)
+                    out_v.append(item)
+                else:
+                    out_k.append(item[0])
+                    out_v.append(item[1])
+                out_t.append(t)
+                out_h.append(h)
+        if out_k:
+            self.ctx.forward_batch(out_k, out_v, out_t, None if in_h is None else out_h)
+
+
 class BatchPeek(_builtin._FunctionProcessor):
     """fn(keys, values) once per batch; the batch goes on unchanged."""
 

@@ -589,3 +589,20 @@ def test_chained_repartitions_take_the_upstream_partition_count():
         d.pipe_batch("in", ["a", "b", "c"], ["x", "y", "x"], partition=3)
         assert d._collector.partitions_for("test-driver-second-repartition") == 4
         assert sorted(kv(d.output("out"))) == [("x!", 1), ("x!", 2), ("y!", 1)]
+
+
+def test_flat_map_batch_forms_keep_timestamps_and_headers():
+    b = StreamsBuilder()
+    s = b.stream("in", key_serde=S, value_serde=S)
+    s.flat_map_values(lambda vs: [v.split() for v in vs], batch=True).to("fmv", value_serde=S)
+    s.flat_map(lambda ks, vs: [[(w, k) for w in v.split()] for k, v in zip(ks, vs)],
+               batch=True, key_serde=S, value_serde=S).to("fm")
+    with TopologyTestDriver(b.build()) as d:
+        d.pipe_batch("in", ["k1", "k2", "k3"], ["x y", "", "z"], timestamps=[1, 2, 3],
+                     headers=[[("n", b"1")], None, [("n", b"3")]])
+        fmv = d.output("fmv")
+        assert [(r.key, r.value, r.timestamp, r.headers) for r in fmv] == [
+            ("k1", "x", 1, [("n", b"1")]), ("k1", "y", 1, [("n", b"1")]),
+            ("k3", "z", 3, [("n", b"3")])]
+        assert [(r.key, r.value, r.timestamp) for r in d.output("fm")] == [
+            ("x", "k1", 1), ("y", "k1", 1), ("z", "k3", 3)]
