@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-kstreams bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,20 @@ test-integration: install
 bench: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest bench -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name -p no:randomly
 
-# W1 over the embedded broker: floor, hand-written, cstreams at-least-once and exactly_once_v2
-# (bench/RESULTS.md). E2E_ARGS="--repeat 7 --profile cstreams" for more rounds and a py-spy run.
+# W1 over the embedded broker: floor (and the floor as it was, floor-before), hand-written,
+# cstreams at-least-once and exactly_once_v2 (bench/RESULTS.md). E2E_ARGS="--repeat 7
+# --profile cstreams" for more rounds and a py-spy run.
 E2E_ARGS ?= --records 200000 --repeat 5
 bench-e2e: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(E2E_ARGS)
+
+# W1 in Kafka Streams (bench/kstreams: Processor API and DSL, at-least-once and exactly_once_v2;
+# built by Maven on first use, needs java and mvn) beside the floor and cstreams, same run.
+# KSTREAMS_ARGS="... --bootstrap HOST:PORT" runs it against an external (Apache Kafka) broker.
+KSTREAMS_ARGS ?= --records 1000000 --repeat 5
+bench-kstreams: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(KSTREAMS_ARGS) --variants \
+		floor,cstreams,cstreams-eos,kstreams-papi,kstreams-papi-eos,kstreams-dsl,kstreams-dsl-eos
 
 # W1 written in the Streams DSL next to the hand-built topology and the floor, same run.
 bench-e2e-dsl: install

@@ -10,8 +10,12 @@ and wall time, from its first output to the moment its N-th output is acknowledg
 runner verifies every output topic record by record and prints medians over the repeats.
 
 Variants:
-  floor         confluent-kafka consume + 5 Message fields + orjson.loads + produce (explicit
-                partition), no state: the cost floor of the Python client
+  floor         confluent-kafka consume + 5 Message fields + orjson.loads + produce of an
+                8-byte value (explicit partition), no state, with cstreams' client settings
+                (error-only delivery reports, no per-message offset store) and its GC tuning:
+                the cost floor of the Python client (bench/e2e/floor.py)
+  floor-before  the floor as it was before it matched cstreams (every delivery reported, the
+                JSON value produced back, default GC)
   handwritten   a careful confluent-kafka + rocksdict batch loop doing W1
   cstreams      W1 as a cstreams topology (bench/e2e/w1_cstreams.py), at-least-once
   cstreams-eos  the same with processing_guarantee="exactly_once_v2"
@@ -19,6 +23,12 @@ Variants:
                 cstreams at-least-once with one optimisation (all of them for "before")
                 switched off in the worker (bench/e2e/ablate.py): each one's effect measured
                 in the same run; not run unless named in --variants
+  kstreams-papi, kstreams-papi-eos, kstreams-dsl, kstreams-dsl-eos
+                W1 in Kafka Streams 4.3.1 (bench/kstreams, Java, built by Maven on first use):
+                the Processor API (persistent store with changelog, no cache: every update
+                produced, as cstreams) and the DSL (groupByKey().count() with its defaults,
+                the record cache included: fewer output records), at-least-once and
+                exactly_once_v2; the JVM's process CPU from /proc (bench/e2e/kstreams.py)
   cstreams-5ms, cstreams-100k
                 cstreams at-least-once with max_poll_records=100000 and a 5 ms (resp. the
                 default 100 ms) max_batch_latency_ms: adaptive batching at work
@@ -56,6 +66,7 @@ DISTINCT_KEYS = 10_000
 
 VARIANTS = {
     "floor": ("floor.py", []),
+    "floor-before": ("floor.py", ["--before"]),
     "handwritten": ("handwritten.py", []),
     "cstreams": ("w1_cstreams.py", ["--guarantee", "at_least_once"]),
     "cstreams-eos": ("w1_cstreams.py", ["--guarantee", "exactly_once_v2"]),
@@ -70,11 +81,20 @@ VARIANTS = {
     "cstreams-5ms": ("w1_cstreams.py", ["--max-batch-latency-ms", "5",
                                         "--max-poll-records", "100000"]),
     "cstreams-100k": ("w1_cstreams.py", ["--max-poll-records", "100000"]),
+    # Kafka Streams (bench/kstreams), the JVM measured by the kstreams.py worker.
+    "kstreams-papi": ("kstreams.py", ["--api", "papi"]),
+    "kstreams-papi-eos": ("kstreams.py", ["--api", "papi", "--guarantee", "exactly_once_v2"]),
+    "kstreams-dsl": ("kstreams.py", ["--api", "dsl"]),
+    "kstreams-dsl-eos": ("kstreams.py", ["--api", "dsl", "--guarantee", "exactly_once_v2"]),
 }
-DEFAULT_VARIANTS = ("floor", "handwritten", "cstreams", "cstreams-eos")
+KSTREAMS = ("kstreams-papi", "kstreams-papi-eos", "kstreams-dsl", "kstreams-dsl-eos")
+DEFAULT_VARIANTS = ("floor-before", "floor", "handwritten", "cstreams", "cstreams-eos")
 COUNTING = {"handwritten", "cstreams", "cstreams-eos", "cstreams-no-gc", "cstreams-no-produce",
             "cstreams-no-keys", "cstreams-no-checkpoint", "cstreams-before", "cstreams-5ms",
-            "cstreams-100k"}
+            "cstreams-100k", "kstreams-papi", "kstreams-papi-eos"}
+# Counting variants whose output a record cache deduplicates per key between commits: each
+# key's counts rise in offset order and end at the true count, with gaps.
+DEDUPED = {"kstreams-dsl", "kstreams-dsl-eos"}
 
 
 class InputInfo:
@@ -173,9 +193,10 @@ def verify(variant: str, records: dict[int, list], info: InputInfo) -> list[str]
     """Problems found in one variant's output topic (empty: verified)."""
     problems: list[str] = []
     total = sum(len(v) for v in records.values())
-    if total != info.records:
+    deduped = variant in DEDUPED
+    if total != info.records and not (deduped and DISTINCT_KEYS <= total <= info.records):
         problems.append(f"{total} output records, expected {info.records}")
-    if variant not in COUNTING:
+    if variant not in COUNTING and not deduped:
         for p, recs in records.items():
             if len(recs) != info.per_partition[p]:
                 problems.append(f"partition {p}: {len(recs)} records, "
@@ -192,7 +213,7 @@ def verify(variant: str, records: dict[int, list], info: InputInfo) -> list[str]
                                 f"partition {info.key_partition.get(key)}")
                 break
             count = int.from_bytes(value, "big", signed=True)
-            if count != last.get(key, 0) + 1:
+            if count != last.get(key, 0) + 1 and not (deduped and count > last.get(key, 0)):
                 problems.append(f"partition {p} offset {offset}: key {key!r} count {count} "
                                 f"after {last.get(key, 0)}")
                 break
@@ -211,7 +232,7 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
     script, extra = VARIANTS[variant]
     name = f"{variant}-{'profile' if profile_run else rep}"
     group = f"w1-{name}-{uuid.uuid4().hex[:6]}"
-    output = f"w1-out-{name}"
+    output = f"w1-out-{name}-{args.run_tag}"
     topics = [(output, PARTITIONS)]
     if variant == "handwritten":
         topics.append((f"{group}-counts-changelog", PARTITIONS, {"cleanup.policy": "compact"}))
@@ -223,7 +244,7 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
         "--bootstrap", bootstrap, "--input", input_topic, "--output", output,
         "--records", str(info.records), "--group", group, "--state-dir", str(state_dir),
         "--commit-interval-ms", str(args.commit_interval_ms),
-        "--timeout", str(args.timeout), *extra,
+        "--timeout", str(args.timeout), "--warmup", str(args.warmup), *extra,
     ]
     profile = None
     if profile_run:
@@ -262,6 +283,18 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
     return result
 
 
+def build_kstreams() -> None:
+    """Build bench/kstreams with Maven (jars from Maven Central, output in its target/)."""
+    project = HERE / "kstreams"
+    built = project / "target" / "classes" / "cstreams" / "bench" / "W1.class"
+    sources = [project / "pom.xml", *(project / "src").rglob("*.java")]
+    if built.exists() and (project / "target" / "dependency").is_dir() and \
+            all(f.stat().st_mtime <= built.stat().st_mtime for f in sources):
+        return
+    print(f"building {project} (mvn package)", flush=True)
+    subprocess.run(["mvn", "-q", "-B", "-f", str(project / "pom.xml"), "package"], check=True)
+
+
 def _median_spread(xs: list[float]) -> tuple[float, float, float]:
     return statistics.median(xs), min(xs), max(xs)
 
@@ -274,12 +307,12 @@ def _fmt(xs: list[float], digits: int) -> str:
 
 
 def table(results: list[dict], variants: list[str], records: int) -> str:
-    floor_by_rep = {r["rep"]: r["cpu_s"] * 1e6 / r["records"]
+    floor_by_rep = {r["rep"]: r["cpu_s"] * 1e6 / _n(r)
                     for r in results if r["variant"] == "floor" and _ok(r)}
-    floor_thread = {r["rep"]: r["thread_cpu_s"] * 1e6 / r["records"]
+    floor_thread = {r["rep"]: r["thread_cpu_s"] * 1e6 / _n(r)
                     for r in results if r["variant"] == "floor" and _ok(r)
                     and r.get("thread_cpu_s")}
-    header = ("variant", "records", "wall s", "records/s", "CPU us/record", "x floor",
+    header = ("variant", "measured records", "wall s", "records/s", "CPU us/record", "x floor",
               "loop-thread CPU us/record", "x floor (thread)", "final poll size",
               "batch latency p50 / p99 ms")
     rows = [header]
@@ -295,19 +328,19 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
             rows.append((v, str(records), "FAILED", "", "", "", "", "", "", ""))
             continue
         wall = [r["wall_s"] for r in ok]
-        rate = [r["records"] / r["wall_s"] for r in ok]
-        us = [r["cpu_s"] * 1e6 / r["records"] for r in ok]
-        ratio = [r["cpu_s"] * 1e6 / r["records"] / floor_by_rep[r["rep"]]
+        rate = [_n(r) / r["wall_s"] for r in ok]
+        us = [r["cpu_s"] * 1e6 / _n(r) for r in ok]
+        ratio = [r["cpu_s"] * 1e6 / _n(r) / floor_by_rep[r["rep"]]
                  for r in ok if r["rep"] in floor_by_rep]
-        tus = [r["thread_cpu_s"] * 1e6 / r["records"] for r in ok if r.get("thread_cpu_s")]
-        tratio = [r["thread_cpu_s"] * 1e6 / r["records"] / floor_thread[r["rep"]]
+        tus = [r["thread_cpu_s"] * 1e6 / _n(r) for r in ok if r.get("thread_cpu_s")]
+        tratio = [r["thread_cpu_s"] * 1e6 / _n(r) / floor_thread[r["rep"]]
                   for r in ok if r.get("thread_cpu_s") and r["rep"] in floor_thread]
         sizes = [r["poll_size"] for r in ok if r.get("poll_size") is not None]
         lat = [(r["batch_latency_ms_p50"], r["batch_latency_ms_p99"]) for r in ok
                if r.get("batch_latency_ms_p50") is not None]
         rows.append((
             v + ("" if len(ok) == len(rs) else f" ({len(rs) - len(ok)} failed)"),
-            str(records), _fmt(wall, 2), _fmt(rate, 0), _fmt(us, 2),
+            _fmt([_n(r) for r in ok], 0), _fmt(wall, 2), _fmt(rate, 0), _fmt(us, 2),
             _fmt(ratio, 2) if ratio else "-",
             _fmt(tus, 2) if tus else "-",
             _fmt(tratio, 2) if tratio else "-",
@@ -319,6 +352,11 @@ def table(results: list[dict], variants: list[str], records: int) -> str:
     lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _n(r: dict) -> int:
+    """The records of the measured window: those handed out after the warm-up mark."""
+    return r.get("measured_records") or r["records"]
 
 
 def _ok(r: dict) -> bool:
@@ -344,23 +382,38 @@ def main() -> int:
                         "`py-spy record --native` (speedscope file in the workdir, hot spots "
                         "printed; timings distorted by the sampling, left out of the table)")
     p.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="input records every variant hands out before its measured window "
+                        "starts (default: a fifth of --records)")
+    p.add_argument("--bootstrap", default=None,
+                   help="run against this broker (e.g. an Apache Kafka cluster) instead of "
+                        "starting the embedded Tansu broker; topic names get a run suffix")
     args = p.parse_args()
+    if args.warmup is None:
+        args.warmup = args.records // 5
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     args.profile = {v.strip() for v in args.profile.split(",") if v.strip()}
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
 
+    if any(v in KSTREAMS for v in variants):
+        build_kstreams()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cstreams-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"workdir {workdir} (broker log, worker stdout/stderr, state)", flush=True)
-    broker = DevBroker(log_path=str(workdir / "broker.log"))
+    broker = None if args.bootstrap else DevBroker(log_path=str(workdir / "broker.log"))
+    args.run_tag = uuid.uuid4().hex[:6]
     results: list[dict] = []
     try:
-        broker.start()
-        bootstrap = broker.bootstrap_servers
-        print(f"broker {bootstrap} pid {broker.pid}", flush=True)
-        input_topic = "w1-input"
+        if broker is None:
+            bootstrap = args.bootstrap
+            print(f"broker {bootstrap} (external)", flush=True)
+        else:
+            broker.start()
+            bootstrap = broker.bootstrap_servers
+            print(f"broker {bootstrap} pid {broker.pid}", flush=True)
+        input_topic = f"w1-input-{args.run_tag}"
         create_topics(bootstrap, [(input_topic, PARTITIONS)])
         t0 = time.perf_counter()
         info = produce_input(bootstrap, input_topic, args.records)
@@ -379,7 +432,8 @@ def main() -> int:
                 results.append(r)
                 print(_describe(r) + "  (under py-spy: not in the table)", flush=True)
     finally:
-        broker.stop()
+        if broker is not None:
+            broker.stop()
         shutil.rmtree(workdir / "state", ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -387,8 +441,9 @@ def main() -> int:
     print()
     print(f"W1, {args.records} records, {PARTITIONS} partitions, {DISTINCT_KEYS} keys, "
           f"commit interval {args.commit_interval_ms} ms, {args.repeat} repeat(s): "
-          f"median [min-max]; CPU = user+sys of the worker process, first output to last "
-          f"acknowledged output")
+          f"median [min-max]; CPU = user+sys of the worker process from the first batch "
+          f"past the warm-up window ({args.warmup} input records) to the last acknowledged "
+          f"output, per record handed out after that mark")
     print(table([r for r in results if not r.get("profiled")], variants, args.records))
     for r in results:
         if r.get("profile") and Path(r["profile"]).exists():
@@ -406,7 +461,7 @@ def _describe(r: dict) -> str:
         return f"{head} ERROR {r['error']}"
     if r.get("unavailable"):
         return f"{head} not available yet ({r['unavailable']})"
-    us = r["cpu_s"] * 1e6 / r["records"]
+    us = r["cpu_s"] * 1e6 / _n(r)
     status = "verified" if not r["problems"] else "OUTPUT WRONG: " + "; ".join(r["problems"])
     batching = ""
     if r.get("poll_size") is not None:
@@ -414,7 +469,7 @@ def _describe(r: dict) -> str:
                     f"{r['batch_latency_ms_p50']:.1f} / p99 {r['batch_latency_ms_p99']:.1f} / "
                     f"max {r['batch_latency_ms_max']:.1f} ms")
     if r.get("thread_cpu_s"):
-        batching = (f"  loop thread {r['thread_cpu_s'] * 1e6 / r['records']:.2f} us/record"
+        batching = (f"  loop thread {r['thread_cpu_s'] * 1e6 / _n(r):.2f} us/record"
                     + batching)
     return (f"{head} wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  {us:.2f} us/record  "
             f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}{batching}")

@@ -1,9 +1,11 @@
 """Shared by the W1 worker processes: arguments, client settings, the steady-state probe.
 
 Each worker is its own process so that its CPU time (user + sys, all threads, read with
-getrusage(RUSAGE_SELF)) is the variant's alone. The probe samples CPU and wall time at the
-first output record and once the N-th output is acknowledged, and the worker prints the
-result as one JSON line on stdout.
+getrusage(RUSAGE_SELF): the utime + stime of /proc/self/stat at microsecond resolution) is the
+variant's alone. The probe samples CPU and wall time at the start of the first batch that
+begins past the warm-up window (``--warmup`` input records, the same for every variant; 0: the
+first batch) and once the N-th output is acknowledged, and the worker prints the result as one
+JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ PRODUCER_SETTINGS = {
 CONSUME_BATCH = 10_000
 
 
+def tune_gc() -> None:
+    """The stream thread's garbage-collector settings (cstreams.runtime.stream_thread), for a
+    worker loop that must not pay for a collector cstreams does not run."""
+    import gc
+
+    from cstreams.runtime.stream_thread import GC_GEN0_THRESHOLD
+
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], GC_GEN0_THRESHOLD), *threshold[1:])
+
+
 def parse_args(description: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--bootstrap", required=True)
@@ -50,6 +64,13 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--ablate", default="",
                    help="cstreams worker only: comma-separated optimisations to switch off "
                         "(bench/e2e/ablate.py)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="input records handed out before the measured window starts")
+    p.add_argument("--api", default="papi", choices=["papi", "dsl"],
+                   help="Kafka Streams worker only: W1 in the Processor API or the DSL")
+    p.add_argument("--before", action="store_true",
+                   help="floor worker only: the floor as it was before it matched cstreams' "
+                        "client settings (bench/e2e/floor.py)")
     return p.parse_args()
 
 
@@ -77,25 +98,34 @@ def cpu_seconds() -> float:
 
 
 class SteadyStateProbe:
-    """Samples (wall, cpu) at process start, at the first output, once the N-th input record
-    has been processed (its output handed to the producer) and once the N-th output is
-    acknowledged (flushed; for the stateful variants: its offsets committed).
+    """Samples (wall, cpu) at process start, at the start of the first batch past the warm-up
+    window, once the N-th input record has been processed (its output handed to the producer)
+    and once the N-th output is acknowledged (flushed; for the stateful variants: its offsets
+    committed).
 
-    CPU per record is taken from first output to last acknowledged output; records/s from
-    first output to N-th record processed, so that the wait for the next commit tick of the
+    CPU per record is taken from the warm-up mark to last acknowledged output, divided by the
+    records handed out after the mark (``measured_records``); records/s over the same records
+    from the mark to N-th record processed, so that the wait for the next commit tick of the
     committing variants does not count as processing time.
     """
 
-    def __init__(self, records: int) -> None:
+    def __init__(self, records: int, warmup: int = 0) -> None:
+        if not 0 <= warmup <= records // 2:
+            raise SystemExit(f"--warmup {warmup}: must be between 0 and half of {records}")
         self.records = records
+        self.warmup = warmup
         self.start = (time.perf_counter(), cpu_seconds())
         self.first: tuple[float, float] | None = None
         self.processed: tuple[float, float] | None = None
         self.last: tuple[float, float] | None = None
+        self.warmed_at = 0
 
-    def first_output(self) -> None:
-        if self.first is None:
+    def first_output(self, consumed: int = 0) -> None:
+        """Call at the start of each consumed batch with the input records handed out before
+        it: the first call at or past the warm-up window takes the sample."""
+        if self.first is None and consumed >= self.warmup:
             self.first = (time.perf_counter(), cpu_seconds())
+            self.warmed_at = consumed
             # CPU of the thread that runs the processing loop (the caller, in every worker):
             # librdkafka's own threads left out, so less noisy than the process figure.
             self.first_thread = time.thread_time()
@@ -118,6 +148,8 @@ class SteadyStateProbe:
         out = {
             "variant": variant,
             "records": self.records,
+            "measured_records": self.records - self.warmed_at,
+            "warmup_records": self.warmed_at,
             "wall_s": wall,
             "cpu_s": cpu,
             "thread_cpu_s": self.last_thread - self.first_thread,

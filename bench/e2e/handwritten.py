@@ -35,7 +35,7 @@ def open_store(path: str) -> Rdict:
 def main() -> None:
     args = parse_args(__doc__)
     n = args.records
-    probe = SteadyStateProbe(n)
+    probe = SteadyStateProbe(n, args.warmup)
     db = open_store(os.path.join(args.state_dir, "counts"))
     consumer = Consumer(consumer_config(args))
     producer = Producer(producer_config(args))
@@ -90,8 +90,7 @@ def main() -> None:
             raise SystemExit(f"handwritten: timed out with {committed}/{n} records committed")
         msgs = consume(num_messages=CONSUME_BATCH, timeout=0.1)
         if msgs:
-            if consumed == 0:
-                probe.first_output()
+            probe.first_output(consumed)
             for m in msgs:
                 if m.error() is not None:
                     raise SystemExit(f"handwritten: consumer error {m.error()}")

@@ -5,8 +5,9 @@
 
 The steady-state probe hooks the client classes the runtime builds, at a cost of one Python
 call per consume() batch and per commit, never per record:
-  first output   the first consume() of the main consumer that returns input records (the
-                 floor and the hand-written loop sample at the same point);
+  first output   the first consume() of the main consumer that returns input records once
+                 the warm-up window has been handed out (the floor and the hand-written loop
+                 sample at the same point);
   last produced  the next consume() after the N-th input record was handed out: the batch
                  holding it has been processed and its output produced;
   last acked     the commit whose offsets cover all N input records (at-least-once: the
@@ -51,8 +52,7 @@ class Hooks:
         if self.consumed >= self.probe.records:
             self.probe.processed_all()
         if msgs:
-            if self.consumed == 0:
-                self.probe.first_output()
+            self.probe.first_output(self.consumed)
             self.consumed += len(msgs)
 
     def _offsets(self, tps) -> dict[int, int]:
@@ -120,7 +120,7 @@ def install_hooks(hooks: Hooks) -> None:
 def main() -> None:
     args = parse_args(__doc__)
     variant = "cstreams" if args.guarantee == "at_least_once" else "cstreams-eos"
-    probe = SteadyStateProbe(args.records)
+    probe = SteadyStateProbe(args.records, args.warmup)
     hooks = Hooks(probe, args.input)
     install_hooks(hooks)
 
