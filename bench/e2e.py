@@ -286,13 +286,13 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
 def build_kstreams() -> None:
     """Build bench/kstreams with Maven (jars from Maven Central, output in its target/)."""
     project = HERE / "kstreams"
-    built = project / "target" / "classes" / "cstreams" / "bench" / "W1.class"
+    stamp = project / "target" / ".built"
     sources = [project / "pom.xml", *(project / "src").rglob("*.java")]
-    if built.exists() and (project / "target" / "dependency").is_dir() and \
-            all(f.stat().st_mtime <= built.stat().st_mtime for f in sources):
+    if stamp.exists() and all(f.stat().st_mtime <= stamp.stat().st_mtime for f in sources):
         return
     print(f"building {project} (mvn package)", flush=True)
     subprocess.run(["mvn", "-q", "-B", "-f", str(project / "pom.xml"), "package"], check=True)
+    stamp.touch()
 
 
 def _median_spread(xs: list[float]) -> tuple[float, float, float]:
