@@ -110,8 +110,13 @@ class InputInfo:
         return n // DISTINCT_KEYS + (1 if i < n % DISTINCT_KEYS else 0)
 
 
-def produce_input(bootstrap: str, topic: str, records: int) -> InputInfo:
-    """Produce W1's input in large batches; murmur2 partitioning, as Kafka's Java clients."""
+def produce_input(bootstrap: str, topic: str, records: int, linger_ms: int = 1000) -> InputInfo:
+    """Produce W1's input in large batches; murmur2 partitioning, as Kafka's Java clients.
+
+    The test broker serves about one producer batch per partition per fetch and ~0.5 s
+    (TESTING.md): a long linger makes batches of thousands of records, so that a consumer that
+    keeps one fetch in flight (the Java client under Kafka Streams) is not paced to a few
+    thousand records/s."""
     import orjson
     from confluent_kafka import Producer
 
@@ -128,7 +133,7 @@ def produce_input(bootstrap: str, topic: str, records: int) -> InputInfo:
 
     producer = Producer({
         "bootstrap.servers": bootstrap,
-        "linger.ms": 100,
+        "linger.ms": linger_ms,
         "batch.size": 4_000_000,
         "batch.num.messages": 100_000,
         "queue.buffering.max.messages": max(100_000, records + 1000),
@@ -278,7 +283,10 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
         result["profiled"] = True
     if result.get("unavailable"):
         return result
-    recs = read_topic(bootstrap, output, info.records, read_committed=variant.endswith("eos"))
+    # A deduplicated output holds at least one record per key and at most one per input record.
+    expected = min(DISTINCT_KEYS, info.records) if variant in DEDUPED else info.records
+    recs = read_topic(bootstrap, output, expected, read_committed=variant.endswith("eos"))
+    result["output_records"] = sum(len(v) for v in recs.values())
     result["problems"] = verify(variant, recs, info)
     return result
 
@@ -385,6 +393,9 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=None,
                    help="input records every variant hands out before its measured window "
                         "starts (default: a fifth of --records)")
+    p.add_argument("--input-linger-ms", type=int, default=1000,
+                   help="linger.ms of the producer that writes the input (default 1000: "
+                        "batches of thousands of records per partition)")
     p.add_argument("--bootstrap", default=None,
                    help="run against this broker (e.g. an Apache Kafka cluster) instead of "
                         "starting the embedded Tansu broker; topic names get a run suffix")
@@ -416,7 +427,7 @@ def main() -> int:
         input_topic = f"w1-input-{args.run_tag}"
         create_topics(bootstrap, [(input_topic, PARTITIONS)])
         t0 = time.perf_counter()
-        info = produce_input(bootstrap, input_topic, args.records)
+        info = produce_input(bootstrap, input_topic, args.records, args.input_linger_ms)
         print(f"input: {args.records} records in {time.perf_counter() - t0:.1f}s, "
               f"per partition {dict(sorted(info.per_partition.items()))}", flush=True)
         for rep in range(args.repeat):
