@@ -482,6 +482,8 @@ def _describe(r: dict) -> str:
     if r.get("thread_cpu_s"):
         batching = (f"  loop thread {r['thread_cpu_s'] * 1e6 / _n(r):.2f} us/record"
                     + batching)
+    if r.get("output_records") not in (None, r["records"]):
+        status += f" ({r['output_records']} output records)"
     return (f"{head} wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  {us:.2f} us/record  "
             f"(startup {r['startup_cpu_s']:.2f}s cpu)  {status}{batching}")
 
