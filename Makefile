@@ -60,7 +60,7 @@ debug: $(PY)
 PUBLIC = cstreams/__init__.py cstreams/topology.py cstreams/processor.py cstreams/serde.py \
 	cstreams/testing.py cstreams/errors.py cstreams/handlers.py cstreams/processors.py \
 	cstreams/stores/__init__.py cstreams/app.py cstreams/dsl/__init__.py cstreams/dsl/builder.py \
-	cstreams/dsl/change.py
+	cstreams/dsl/change.py cstreams/windows.py cstreams/windowed.py
 
 lint: install
 	$(PY) -m ruff check cstreams tests bench examples
