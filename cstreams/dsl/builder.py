@@ -27,8 +27,6 @@ from cstreams.topology import Topology
 
 JOINS_ISSUE = ("joins are not implemented yet (cstreams issue 15): the DSL leaves this hook "
                "for them")
-WINDOWING_ISSUE = ("windowed aggregations come with cstreams' windowing (tumbling, hopping, "
-                   "sliding and session windows), which is not connected to the DSL yet")
 
 
 def _serde(s, where):
@@ -529,15 +527,11 @@ class KGroupedStream:
                                     cache))
 
     def windowed_by(self, windows):
-        """Hook for windowed aggregations (not connected yet).
+        """Cut the groups into windows (TimeWindows, SessionWindows): count, reduce,
+        aggregate, sum, min, max and mean per key and window follow (cstreams.windowed)."""
+        from cstreams.dsl.windowed import WindowedKStream
 
-        To connect it: return a windowed grouped stream whose count/reduce/aggregate add the
-        windowing processor and its window store the way ``_aggregate`` does: the node to read
-        is ``self._source(store_name)`` (the stream, or the repartition topic's source when
-        the key changed), serdes are ``self.key_serde`` / ``self.value_serde``, names come
-        from ``self._b._name(prefix, name)``, nodes and stores go to ``self._b._topology``;
-        the result is a KTable over the windowed keys."""
-        raise NotImplementedError(f"windowed_by(): {WINDOWING_ISSUE}")
+        return WindowedKStream(self, windows)
 
 
 _FIRST = object()

@@ -369,3 +369,55 @@ def test_window_definitions():
         TimeWindows.of(100).advance_by(200)
     with pytest.raises(cs.TopologyError, match="retention"):
         W.store("x", TimeWindows.of(100, grace_ms=10), retention_ms=50)
+
+
+# --- the DSL --------------------------------------------------------------------------------
+@pytest.mark.parametrize("emit", ["update", "final"])
+def test_dsl_windowed_count_matches_reference(emit):
+    rng = random.Random(11)
+    batches = random_batches(rng, 300, span_ms=2000, disorder_ms=40)
+    b = cs.StreamsBuilder()
+    (b.stream("events", key_serde=STRING, value_serde=INT64)
+     .group_by_key()
+     .windowed_by(TimeWindows.of(100, grace_ms=20).advance_by(50))
+     .count(emit=emit)
+     .to_stream()
+     .to("windows-out"))
+    want, _ = reference_time(batches, 100, 50, 20, len, emit)
+    got, _ = run(b.build(), batches)
+    assert got == want
+
+
+@pytest.mark.parametrize("emit", ["update", "final"])
+def test_dsl_session_aggregate_after_a_key_change(emit):
+    """group_by() repartitions; the session aggregation reads the repartition topic."""
+    rng = random.Random(12)
+    batches = random_batches(rng, 300, span_ms=3000, disorder_ms=30)
+    # The stream's keys are "x<key>"; group_by strips the prefix again.
+    batches_in = [[("x" + k, v, ts) for k, v, ts in bt] for bt in batches]
+    b = cs.StreamsBuilder()
+    (b.stream("events", key_serde=STRING, value_serde=INT64)
+     .group_by(lambda k, v: k[1:], key_serde=STRING, value_serde=INT64)
+     .windowed_by(SessionWindows.with_inactivity_gap(40, grace_ms=10))
+     .aggregate(lambda: 0, lambda k, v, a: a + v, lambda k, a, c: a + c, emit=emit)
+     .to_stream()
+     .to("windows-out"))
+    want, _ = reference_session(batches, 40, 10, sum, emit)
+    got, _ = run(b.build(), batches_in)
+    assert got == want
+
+
+def test_dsl_windowed_reduce_and_mean_outputs():
+    b = cs.StreamsBuilder()
+    w = (b.stream("events", key_serde=STRING, value_serde=INT64).group_by_key()
+         .windowed_by(TimeWindows.of(100)))
+    w.reduce(max, emit="final").to_stream().to("windows-out")
+    w.mean(emit="final").to_stream().to("means")
+    with TopologyTestDriver(b.build()) as d:
+        d.pipe_batch("events", ["a", "a", "b", "a"], [3, 9, 4, 1], [1, 50, 60, 200])
+        assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
+            [(Windowed("a", 0, 100), 9), (Windowed("b", 0, 100), 4)]
+        assert [(r.key, r.value) for r in d.read_output("means")] == \
+            [(Windowed("a", 0, 100), 6.0), (Windowed("b", 0, 100), 4.0)]
+        with pytest.raises(cs.TopologyError, match="windowed table"):
+            w.count().filter(lambda k, v: True)
