@@ -18,8 +18,12 @@ Emission, per aggregation:
 Closed windows take no more records. A record for which every window is closed is late:
 dropped, counted in the task metric ``late_records_dropped`` and, when the error handler is
 skip or dead-letter, reported through it. A negative timestamp goes to the error handler.
-Records with a None key or value are dropped, as Kafka Streams' aggregations do. A closed
-session is never merged again, so a final session result is final.
+Records with a None key or value are dropped, as Kafka Streams' aggregations do.
+
+Sessions: a record joins (and merges) the sessions within ``gap`` of it; it is late when the
+merged session ends before stream time - grace. A session is closed (and emitted as final)
+once stream time passes its end + gap + grace: no record can extend it any more, and it is
+never merged again, so a final session result is final.
 
 Processor API::
 
@@ -500,23 +504,25 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
             ts = tss[i]
             if ts > observed:
                 observed = ts
-            close = observed - grace       # sessions ending before it are closed
+            close = observed - grace
             kb = kbs[i]
-            sessions = store.sessions_of(kb, max(ts - gap, close), ts + gap)
-            if not sessions and ts < close:
+            # Sessions ending before close - gap are final (emitted): never merged again.
+            sessions = store.sessions_of(kb, max(ts - gap, close - gap), ts + gap)
+            start = end = ts
+            for s, e in sessions:
+                if s < start:
+                    start = s
+                if e > end:
+                    end = e
+            if end < close:
                 late.append(i)
                 continue
-            start = end = ts
             a = init()
             if sessions:
                 key = keys[i]
                 vals = store.get_bytes([(kb, s, e) for s, e in sessions])
-                for (s, e), v in zip(sessions, vals):
+                for v in vals:
                     a = merge(key, a, v)
-                    if s < start:
-                        start = s
-                    if e > end:
-                        end = e
                 for s, e in sessions:
                     if (s, e) != (start, end):
                         store.put_bytes(kb, s, e, None)
@@ -555,7 +561,8 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
             self.ctx.forward_batch(out_k, out_v, out_t)
 
     def _emit_final(self):
-        below = self.observed - self.grace     # sessions ending before it are closed
+        # A session ending before it can take no record any more (end + gap + grace passed).
+        below = self.observed - self.grace - self.gap
         if below <= self.emitted_below:
             return
         store = self.store

@@ -34,6 +34,7 @@ from cstreams.stores import (
 from cstreams.windows import Windowed
 
 META_KEY = b"\xff\xffcstreams-window-meta"
+DATA_END = b"\x80"   # every data key is below it (times are >= 0)
 CHANGELOG_ADDITIONAL_RETENTION_MS = 24 * 3600 * 1000
 _T = struct.Struct(">q")
 _TT = struct.Struct(">qq")
@@ -326,7 +327,7 @@ class SessionStore(_TimeOrderedStore):
         if self._index is None:
             index = {}
             unpack = _TT.unpack_from
-            for ck, v in self._scan(_T.pack(self._dropped_below), META_KEY):
+            for ck, v in self._scan(_T.pack(self._dropped_below), DATA_END):
                 if v is None:
                     continue
                 end, start = unpack(ck)
@@ -402,7 +403,7 @@ class SessionStore(_TimeOrderedStore):
         kde = self.key_serde.deserialize
         unpack = _TT.unpack_from
         out = []
-        for ck, v in self._scan(_T.pack(self._dropped_below), META_KEY):
+        for ck, v in self._scan(_T.pack(self._dropped_below), DATA_END):
             end, start = unpack(ck)
             out.append((Windowed(kde(ck[16:]), start, end), v))
         return out

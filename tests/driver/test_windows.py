@@ -95,12 +95,13 @@ def reference_session(batches, gap, grace, fn, emit):
             observed = max(observed, ts)
             close = observed - grace
             ss = sessions.setdefault(k, [])
-            hits = [s for s in ss if s[1] >= ts - gap and s[0] <= ts + gap and s[1] >= close]
-            if not hits and ts < close:
-                late += 1
-                continue
+            hits = [s for s in ss if s[1] >= ts - gap and s[0] <= ts + gap
+                    and s[1] + gap >= close]
             start = min([ts] + [s[0] for s in hits])
             end = max([ts] + [s[1] for s in hits])
+            if end < close:
+                late += 1
+                continue
             values = []
             for s in sorted(hits):
                 ss.remove(s)
@@ -120,7 +121,7 @@ def reference_session(batches, gap, grace, fn, emit):
                     out.append((Windowed(k, s, e), None, ts))
         else:
             closed = sorted((s[1], s[0], k.encode(), k) for k, ss in sessions.items()
-                            for s in ss if s[1] < observed - grace
+                            for s in ss if s[1] + gap < observed - grace
                             and (k, s[0], s[1]) not in emitted)
             for e, s, _kb, k in closed:
                 emitted.add((k, s, e))
@@ -421,3 +422,16 @@ def test_dsl_windowed_reduce_and_mean_outputs():
             [(Windowed("a", 0, 100), 6.0), (Windowed("b", 0, 100), 4.0)]
         with pytest.raises(cs.TopologyError, match="windowed table"):
             w.count().filter(lambda k, v: True)
+
+
+def test_sessions_continue_after_a_restart(tmp_path):
+    windows = SessionWindows.with_inactivity_gap(50)
+    topo = windowed_topology(windows, W.COUNT, "final", INT64)
+    with TopologyTestDriver(topo, state_dir=str(tmp_path)) as d:
+        d.pipe_batch("events", ["a", "a", "b"], [1, 1, 1], [10, 40, 45])
+        assert d.read_output("windows-out") == []
+    with TopologyTestDriver(topo, state_dir=str(tmp_path)) as d:
+        d.pipe_batch("events", ["a", "b"], [1, 1], [80, 300])
+        # Closed at 300: [45, 45] (45 + 50 < 300) and [10, 80] (80 + 50 < 300).
+        assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
+            [(Windowed("b", 45, 45), 1), (Windowed("a", 10, 80), 3)]
