@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os as _os
 
-from cstreams import dsl, handlers, processors, serde, stores, windowed, windows
+from cstreams import dsl, handlers, processors, serde, stores, timestamps, windowed, windows
 from cstreams._impl import IMPLEMENTATION
 from cstreams._impl import record as _record
 from cstreams.dsl import StreamsBuilder
@@ -97,6 +97,7 @@ __all__ = [
     "processors",
     "serde",
     "stores",
+    "timestamps",
     "windowed",
     "windows",
 ]

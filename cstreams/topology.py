@@ -12,6 +12,7 @@ from cstreams import serde as _serde_mod
 from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import TopologyError
 from cstreams.processor import BatchProcessor, Processor
+from cstreams import timestamps as _timestamps
 from cstreams.stores import StoreSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -28,6 +29,7 @@ class _SourceSpec:
     parents: list = field(default_factory=list)
     stores: list = field(default_factory=list)
     internal: bool = False
+    timestamp_extractor: object = None
 
 
 @dataclass
@@ -101,10 +103,13 @@ class Topology:
 
     def add_source(self, name: str, topics: Union[str, Sequence[str], None] = None, *,
                    pattern: Union[str, re.Pattern, None] = None, key_serde=None,
-                   value_serde=None, internal: bool = False) -> "Topology":
+                   value_serde=None, internal: bool = False,
+                   timestamp_extractor=None) -> "Topology":
         """A source reading ``topics`` (a name or list) or every topic matching ``pattern``.
         ``internal``: topics the application owns (repartition topics), named here without
-        the ``<application_id>-`` prefix that ``for_application`` adds."""
+        the ``<application_id>-`` prefix that ``for_application`` adds.
+        ``timestamp_extractor``: where record timestamps come from (cstreams.timestamps;
+        default: the Kafka timestamp)."""
         self._check_new_name(name, "source")
         if isinstance(topics, str):
             topics = [topics]
@@ -125,6 +130,7 @@ class Topology:
             _serde_mod.resolve(key_serde, f"source {name!r} key serde"),
             _serde_mod.resolve(value_serde, f"source {name!r} value serde"),
             internal=bool(internal),
+            timestamp_extractor=_timestamps.resolve(timestamp_extractor),
         )
         return self
 

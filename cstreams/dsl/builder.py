@@ -60,9 +60,10 @@ class StreamsBuilder:
 
     # --- sources --------------------------------------------------------------------------
     def stream(self, topics=None, *, pattern=None, key_serde=None, value_serde=None,
-               name=None) -> "KStream":
+               name=None, timestamp_extractor=None) -> "KStream":
         """A stream of the records of ``topics`` (a name or a list) or of every topic matching
-        ``pattern``. Serdes default to the builder's defaults, else bytes."""
+        ``pattern``. Serdes default to the builder's defaults, else bytes.
+        ``timestamp_extractor``: event time from the payload (cstreams.timestamps)."""
         ks = _serde(key_serde, "stream() key serde") or self.default_key_serde
         vs = _serde(value_serde, "stream() value serde") or self.default_value_serde
         node = self._name("KSTREAM-SOURCE", name)
@@ -70,7 +71,8 @@ class StreamsBuilder:
             pattern = re.compile(pattern)
         self._topology.add_source(node, topics, pattern=pattern,
                                   key_serde=ks or _serde_mod.BYTES,
-                                  value_serde=vs or _serde_mod.BYTES)
+                                  value_serde=vs or _serde_mod.BYTES,
+                                  timestamp_extractor=timestamp_extractor)
         return KStream(self, node, ks or _serde_mod.BYTES, vs or _serde_mod.BYTES, False)
 
     def table(self, topic: str, *, key_serde=None, value_serde=None, name=None,

@@ -435,3 +435,40 @@ def test_sessions_continue_after_a_restart(tmp_path):
         # Closed at 300: [45, 45] (45 + 50 < 300) and [10, 80] (80 + 50 < 300).
         assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
             [(Windowed("b", 45, 45), 1), (Windowed("a", 10, 80), 3)]
+
+
+# --- timestamp extractors -------------------------------------------------------------------
+def extractor_topology(extractor):
+    b = cs.StreamsBuilder()
+    (b.stream("clicks", key_serde=STRING, value_serde=JSON, timestamp_extractor=extractor)
+     .group_by_key().windowed_by(TimeWindows.of(100)).count(emit="final")
+     .to_stream().to("windows-out"))
+    return b.build()
+
+
+@pytest.mark.parametrize("extractor", [
+    cs.timestamps.field("ts"),
+    lambda k, v, ts: v["ts"],
+    cs.timestamps.batch(lambda ks, vs, tss: [v["ts"] for v in vs]),
+])
+def test_event_time_from_the_payload(extractor):
+    with TopologyTestDriver(extractor_topology(extractor)) as d:
+        # Kafka timestamps say nothing; the payload's "ts" is the event time.
+        d.pipe_batch("clicks", ["a", "a", "b", "a"],
+                     [{"ts": 10}, {"ts": 99}, {"ts": 150}, {"ts": 260}], [5000] * 4)
+        assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
+            [(Windowed("a", 0, 100), 2), (Windowed("b", 100, 200), 1)]
+        assert d.stream_time() == 260
+
+
+def test_missing_or_negative_event_time_goes_to_the_error_handler():
+    topo = extractor_topology(cs.timestamps.field("ts"))
+    with TopologyTestDriver(topo) as d:
+        with pytest.raises(cs.ProcessingError, match="offset 1 has an invalid timestamp None"):
+            d.pipe_batch("clicks", ["a", "b"], [{"ts": 10}, {"other": 1}])
+    with TopologyTestDriver(topo, error_handler="dead-letter:bad-time") as d:
+        d.pipe_batch("clicks", ["a", "b", "c", "a"],
+                     [{"ts": 10}, {"other": 1}, {"ts": -4}, {"ts": 500}])
+        assert [k for k, *_ in d.output_raw("bad-time")] == [b"b", b"c"]
+        assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
+            [(Windowed("a", 0, 100), 1)]
