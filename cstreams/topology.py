@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from cstreams import serde as _serde_mod
+from cstreams import timestamps as _timestamps
 from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import TopologyError
 from cstreams.processor import BatchProcessor, Processor
-from cstreams import timestamps as _timestamps
 from cstreams.stores import StoreSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
