@@ -42,6 +42,7 @@ import struct
 from typing import Any, Callable, Optional
 
 from cstreams import handlers as _handlers
+from cstreams._pure.windowing import assign_time_windows, update_windows
 from cstreams import serde as _serde
 from cstreams.errors import ProcessingError, TopologyError
 from cstreams.processor import STREAM_TIME, BatchProcessor
@@ -169,6 +170,11 @@ class TimeWindowedSerde(_serde.Serde):
         start = _T.unpack_from(data, len(data) - 8)[0]
         return Windowed(self.inner.deserialize(data[:-8]), start, start + self.window_size_ms)
 
+    def serialize_batch(self, objs):
+        kbs = self.inner.serialize_batch([o[0] for o in objs])
+        pack = _T.pack
+        return [kb + pack(o[1]) for kb, o in zip(kbs, objs)]
+
 
 class SessionWindowedSerde(_serde.Serde):
     """Kafka Streams' SessionWindowedSerde format: key bytes + end + start (8 bytes each,
@@ -188,6 +194,11 @@ class SessionWindowedSerde(_serde.Serde):
             return None
         end, start = _TT.unpack_from(data, len(data) - 16)
         return Windowed(self.inner.deserialize(data[:-16]), start, end)
+
+    def serialize_batch(self, objs):
+        kbs = self.inner.serialize_batch([o[0] for o in objs])
+        pack = _TT.pack
+        return [kb + pack(o[2], o[1]) for kb, o in zip(kbs, objs)]
 
 
 class ReadableWindowedSerde(_serde.Serde):
@@ -408,67 +419,6 @@ class TimeWindowedAggregate(_WindowedAggregateBase):
         store.set_meta("emitted_below", below)
         if out_k:
             self.ctx.forward_batch(out_k, out_v, out_t)
-
-
-def assign_time_windows(kbs, timestamps, observed, size, advance, grace):
-    """The batch kernel's first pass: for record i, the composite keys (start + key bytes)
-    of its windows still open at the running stream time. Returns (composite keys, the
-    record index of each, late record indices, the new stream time)."""
-    pack = _T.pack
-    cks = []
-    idx = []
-    late = []
-    for i in range(len(kbs)):
-        ts = timestamps[i]
-        if ts > observed:
-            observed = ts
-        # Open windows: start + size > observed - grace.
-        lowest = observed - grace - size + 1
-        s = (max(0, ts - size + advance) // advance) * advance
-        if s < lowest:
-            s += -(-(lowest - s) // advance) * advance
-        if s > ts:
-            late.append(i)
-            continue
-        kb = kbs[i]
-        while s <= ts:
-            cks.append(pack(s) + kb)
-            idx.append(i)
-            s += advance
-    return cks, idx, late, observed
-
-
-def update_windows(kv, aggregation, cks, idx, keys, values):
-    """One batch read of the distinct (key, window) entries, the updates in offset order,
-    one batch write. Returns (distinct composite keys, their new aggregates)."""
-    distinct = list(dict.fromkeys(cks))
-    cur = dict(zip(distinct, kv.get_batch_by_bytes(distinct)))
-    kind = aggregation.kind
-    if kind == "count":
-        for ck in cks:
-            c = cur[ck]
-            cur[ck] = 1 if c is None else c + 1
-    elif kind == "sum":
-        for ck, i in zip(cks, idx):
-            a = cur[ck]
-            cur[ck] = values[i] if a is None else a + values[i]
-    elif kind == "min":
-        for ck, i in zip(cks, idx):
-            a, v = cur[ck], values[i]
-            if a is None or v < a:
-                cur[ck] = v
-    elif kind == "max":
-        for ck, i in zip(cks, idx):
-            a, v = cur[ck], values[i]
-            if a is None or v > a:
-                cur[ck] = v
-    else:
-        init, add = aggregation.initializer, aggregation.adder
-        for ck, i in zip(cks, idx):
-            a = cur[ck]
-            cur[ck] = add(keys[i], values[i], init() if a is None else a)
-    kv.put_batch_by_bytes(distinct, [cur[ck] for ck in distinct])
-    return distinct, cur
 
 
 class SessionWindowedAggregate(_WindowedAggregateBase):
