@@ -42,8 +42,8 @@ import struct
 from typing import Any, Callable, Optional
 
 from cstreams import handlers as _handlers
-from cstreams._pure.windowing import assign_time_windows, update_windows
 from cstreams import serde as _serde
+from cstreams._pure.windowing import assign_time_windows, update_windows
 from cstreams.errors import ProcessingError, TopologyError
 from cstreams.processor import STREAM_TIME, BatchProcessor
 from cstreams.stores import window as _wstores
