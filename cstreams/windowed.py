@@ -51,6 +51,7 @@ from cstreams.windows import SessionWindows, SlidingWindows, TimeWindows, Window
 
 _T = struct.Struct(">q")
 _TT = struct.Struct(">qq")
+_I = struct.Struct(">i")
 
 EMIT_UPDATE = "update"
 EMIT_FINAL = "final"
@@ -237,8 +238,6 @@ def store(name, windows, aggregation: Aggregation = COUNT, *, key_serde=None, pe
     """The window store (time windows) or session store (session windows) an aggregation
     over ``windows`` needs; retention defaults to window size (or gap) + grace."""
     check_windows(windows)
-    if isinstance(windows, SlidingWindows):
-        raise TopologyError("sliding windows are not supported yet (issue 14)")
     minimum = windows.retention_ms()
     if retention_ms is None:
         retention_ms = minimum
@@ -255,14 +254,78 @@ def store(name, windows, aggregation: Aggregation = COUNT, *, key_serde=None, pe
                                             **common)
         return _wstores.in_memory_session(name, key_serde, aggregation.value_serde,
                                           retention_ms=retention_ms, **common)
+    # Sliding windows [start, start + d] are named by start; the key serde's end is start + d.
+    size = windows.time_difference_ms if isinstance(windows, SlidingWindows) else windows.size_ms
     if persistent:
         return _wstores.rocksdb_window(name, key_serde, aggregation.value_serde,
-                                       retention_ms=retention_ms,
-                                       window_size_ms=windows.size_ms, options=options,
-                                       **common)
+                                       retention_ms=retention_ms, window_size_ms=size,
+                                       options=options, **common)
     return _wstores.in_memory_window(name, key_serde, aggregation.value_serde,
-                                     retention_ms=retention_ms, window_size_ms=windows.size_ms,
-                                     **common)
+                                     retention_ms=retention_ms, window_size_ms=size, **common)
+
+
+def records_store_name(name):
+    """The store in which a sliding-window aggregation ``name`` keeps its recent records."""
+    return f"{name}-records"
+
+
+def stores(name, windows, aggregation: Aggregation = COUNT, *, key_serde=None,
+           value_serde=None, persistent=True, retention_ms=None, **kw) -> list:
+    """Every store an aggregation over ``windows`` needs: ``store(...)``, and for sliding
+    windows also the store of recent records (``<name>-records``, a session store over the
+    records' timestamps, values in ``value_serde``: the input's)."""
+    out = [store(name, windows, aggregation, key_serde=key_serde, persistent=persistent,
+                 retention_ms=retention_ms, **kw)]
+    if isinstance(windows, SlidingWindows):
+        if value_serde is None:
+            raise TopologyError(f"sliding windows {name!r}: pass value_serde= (the input "
+                                f"values' serde): the aggregation keeps recent records")
+        rs = ValueListSerde(_serde.resolve(value_serde, "sliding windows value serde"))
+        d = windows.time_difference_ms
+        make = _wstores.rocksdb_session if persistent else _wstores.in_memory_session
+        out.append(make(records_store_name(name), key_serde, rs,
+                        retention_ms=2 * d + windows.grace_ms + 2,
+                        **{k: v for k, v in kw.items() if k in ("logging", "changelog_config")}))
+    return out
+
+
+def add_aggregation(topology, name, parents, windows, aggregation: Aggregation = COUNT, *,
+                    emit=EMIT_UPDATE, key_serde=None, value_serde=None, persistent=True,
+                    retention_ms=None):
+    """Add a windowed aggregation ``name`` (processor and stores, the window store named
+    ``name``) to ``topology``; returns the topology."""
+    specs = stores(name, windows, aggregation, key_serde=key_serde, value_serde=value_serde,
+                   persistent=persistent, retention_ms=retention_ms)
+    topology.add_processor(name, aggregate_windows(name, windows, aggregation, emit),
+                           parents=parents, stores=[])
+    for spec in specs:
+        topology.add_store(spec, processors=[name])
+    return topology
+
+
+class ValueListSerde(_serde.Serde):
+    """A list of values of one serde: each as a 4-byte length and its bytes."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = f"list({inner.name})"
+
+    def serialize(self, obj):
+        if obj is None:
+            return None
+        pack = _I.pack
+        return b"".join(pack(len(b)) + b for b in self.inner.serialize_batch(list(obj)))
+
+    def deserialize(self, data):
+        if data is None:
+            return None
+        out, i, n = [], 0, len(data)
+        unpack = _I.unpack_from
+        while i < n:
+            m = unpack(data, i)[0]
+            out.append(data[i + 4:i + 4 + m])
+            i += 4 + m
+        return self.inner.deserialize_batch(out)
 
 
 # --- processors -----------------------------------------------------------------------------
@@ -530,6 +593,135 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
             self.ctx.forward_batch(out_k, out_v, out_t)
 
 
+class SlidingWindowedAggregate(_WindowedAggregateBase):
+    """Kafka Streams' SlidingWindows: per key, a window [t - d, t] ends at every record's
+    timestamp t (for t < d: [0, d]) and a window [t + 1, t + 1 + d] starts after it when a
+    record falls into it; a window's aggregate folds exactly the records it contains (in
+    timestamp order, then arrival order). Recent records are kept in the session store
+    ``<store>-records`` so that a new window's aggregate is computed from them. A record is
+    late when even its right window [t + 1, t + 1 + d] has closed (its end + grace passed).
+    Windows hold d + 1 ms; the output key's end is start + d (inclusive)."""
+
+    def init(self, ctx):
+        super().init(ctx)
+        self.d = self.windows.time_difference_ms
+        self.records = ctx.get_store(records_store_name(self.store_name))
+        if self.observed >= 0:
+            self.records.expire(self.observed)
+        self.emitted_below = self.store.meta("emitted_below", 0)
+
+    def _on_stream_time(self, now):
+        super()._on_stream_time(now)
+        if now >= self.observed:
+            self.records.expire(now)
+
+    def process_batch(self, batch):
+        if not len(batch):
+            return
+        keep = self._usable(batch)
+        if keep is not None:
+            if not keep:
+                return
+            batch = batch.select(keep)
+        keys, values, tss = batch.keys, batch.values, batch.timestamps
+        kbs = self.ctx.serialized_keys(keys, self.key_serde)
+        kv, records = self.store.kv, self.records
+        d, grace = self.d, self.grace
+        agg = self.aggregation
+        init, add = agg.initializer, agg.adder
+        pack = _T.pack
+        observed = self.observed
+        changed = {}
+        late = []
+        for i in range(len(kbs)):
+            t = tss[i]
+            if t > observed:
+                observed = t
+            close = observed - grace
+            if t + 1 + d <= close:
+                late.append(i)
+                continue
+            kb, key = kbs[i], keys[i]
+            held = records.get_bytes([(kb, t, t)])[0]
+            records.put_bytes(kb, t, t, (held or []) + [values[i]])
+            times = [s for s, _ in records.sessions_of(kb, t - d - 1, t + d + 1)]
+            starts = set()
+            for q in times:
+                ls = q - d if q > d else 0
+                if t - d <= ls <= t:
+                    starts.add(ls)
+                if t - d <= q + 1 <= t or q == t:
+                    # q's right window exists when a record falls in (q, q + d].
+                    for x in times:
+                        if q < x <= q + d:
+                            starts.add(q + 1)
+                            break
+            starts = sorted(s for s in starts if s + d >= close)
+            if not starts:
+                continue
+            cks = [pack(s) + kb for s in starts]
+            olds = kv.get_batch_by_bytes(cks)
+            held_values = records.get_bytes([(kb, q, q) for q in times])
+            news = []
+            for s in starts:
+                a = init()
+                for q, vs in zip(times, held_values):
+                    if s <= q <= s + d:
+                        for v in vs:
+                            a = add(key, v, a)
+                news.append(a)
+            put_k, put_v = [], []
+            for ck, old, new in zip(cks, olds, news):
+                if old != new:
+                    put_k.append(ck)
+                    put_v.append(new)
+                    changed.pop(ck, None)
+                    changed[ck] = i
+            if put_k:
+                kv.put_batch_by_bytes(put_k, put_v)
+        self.observed = observed
+        if late:
+            self._late(batch, late)
+        if changed and self.emit == EMIT_UPDATE:
+            result = agg.result
+            cks = list(changed)
+            vals = kv.get_batch_by_bytes(cks)
+            out_k, out_v, out_t = [], [], []
+            for ck, v in zip(cks, vals):
+                i = changed[ck]
+                s = _T.unpack_from(ck)[0]
+                out_k.append(Windowed(keys[i], s, s + d))
+                out_v.append(v if result is None else result(v))
+                out_t.append(tss[i])
+            self.ctx.forward_batch(out_k, out_v, out_t)
+        self._save_time()
+        if self.emit == EMIT_FINAL:
+            self._emit_final()
+        self.store.expire(self.observed)
+        records.expire(self.observed)
+
+    def _emit_final(self):
+        d = self.d
+        # Windows [s, s + d] with s + d + grace < stream time are closed.
+        below = self.observed - self.grace - d
+        if below <= self.emitted_below:
+            return
+        store = self.store
+        result = self.aggregation.result
+        kde = store.key_serde.deserialize
+        out_k, out_v, out_t = [], [], []
+        unpack = _T.unpack_from
+        for ck, v in store._scan(_T.pack(max(self.emitted_below, 0)), _T.pack(below)):
+            s = unpack(ck)[0]
+            out_k.append(Windowed(kde(ck[8:]), s, s + d))
+            out_v.append(v if result is None else result(v))
+            out_t.append(s + d)
+        self.emitted_below = below
+        store.set_meta("emitted_below", below)
+        if out_k:
+            self.ctx.forward_batch(out_k, out_v, out_t)
+
+
 def aggregate_windows(store_name: str, windows, aggregation: Aggregation = COUNT,
                       emit: str = EMIT_UPDATE) -> Callable[[], Any]:
     """A processor factory for ``Topology.add_processor``: aggregates its input per key and
@@ -541,12 +733,13 @@ def aggregate_windows(store_name: str, windows, aggregation: Aggregation = COUNT
         if aggregation.merger is None:
             raise TopologyError("session windows need an aggregation with a merger")
         return lambda: SessionWindowedAggregate(store_name, windows, aggregation, emit)
-    raise TopologyError("sliding windows are not supported yet (issue 14)")
+    return lambda: SlidingWindowedAggregate(store_name, windows, aggregation, emit)
 
 
 __all__ = [
     "COUNT", "EMIT_FINAL", "EMIT_UPDATE", "MAX", "MEAN", "MIN", "READABLE", "SUM",
     "Aggregation", "LateRecordError", "ReadableWindowedSerde", "SessionWindowedSerde",
-    "TimeWindowedSerde", "aggregate", "aggregate_windows", "count", "max_", "mean", "min_",
+    "TimeWindowedSerde", "ValueListSerde", "add_aggregation", "aggregate", "aggregate_windows",
+    "records_store_name", "stores", "count", "max_", "mean", "min_",
     "reduce", "store", "session_windowed_serde", "sum_", "time_windowed_serde",
 ]

@@ -15,16 +15,14 @@ from cstreams import windowed as W
 from cstreams.dsl import operators as ops
 from cstreams.dsl.builder import KTable
 from cstreams.errors import TopologyError
-from cstreams.windows import SessionWindows, TimeWindows, check_windows
+from cstreams.windows import SessionWindows, SlidingWindows, check_windows
 
 
 class WindowedKStream:
-    """A grouped stream cut into windows (TimeWindows or SessionWindows)."""
+    """A grouped stream cut into windows (TimeWindows, SlidingWindows, SessionWindows)."""
 
     def __init__(self, grouped, windows):
         check_windows(windows)
-        if not isinstance(windows, (TimeWindows, SessionWindows)):
-            raise TopologyError("sliding windows are not connected yet (cstreams issue 14)")
         self._grouped = grouped
         self._b = grouped._b
         self.windows = windows
@@ -43,23 +41,30 @@ class WindowedKStream:
             raise TopologyError(f"{what}: the window store needs a key serde; pass key_serde= "
                                 f"to group_by_key() (or a default to StreamsBuilder)")
         node = b._name(f"KSTREAM-{prefix}", name)
-        if isinstance(materialized, _stores.StoreSpec):
-            store = materialized
+        sliding = isinstance(self.windows, SlidingWindows)
+        if isinstance(materialized, _stores.StoreSpec) and not sliding:
+            specs = [materialized]
         elif materialized in ("rocksdb", "in_memory"):
             sname = store_name or (f"{node}-store" if name is not None
                                    else b._name(f"KSTREAM-{prefix}-STATE-STORE"))
-            store = W.store(sname, self.windows, aggregation, key_serde=g.key_serde,
-                            persistent=materialized == "rocksdb", retention_ms=retention_ms)
+            specs = W.stores(sname, self.windows, aggregation, key_serde=g.key_serde,
+                             value_serde=g.value_serde, persistent=materialized == "rocksdb",
+                             retention_ms=retention_ms)
         else:
-            raise TopologyError(f"{what}: materialized must be 'rocksdb', 'in_memory' or a "
-                                f"window store spec, got {materialized!r}")
+            raise TopologyError(f"{what}: materialized must be 'rocksdb', 'in_memory' or (not "
+                                f"for sliding windows) a window store spec, got "
+                                f"{materialized!r}")
+        store = specs[0]
         parent = g._source(store.name)
         b._topology.add_processor(
             node, W.aggregate_windows(store.name, self.windows, aggregation, emit),
             parents=[parent])
-        b._topology.add_store(store, processors=[node])
+        for spec in specs:
+            b._topology.add_store(spec, processors=[node])
         if isinstance(self.windows, SessionWindows):
             ks = W.session_windowed_serde(g.key_serde)
+        elif sliding:
+            ks = W.time_windowed_serde(g.key_serde, self.windows.time_difference_ms)
         else:
             ks = W.time_windowed_serde(g.key_serde, self.windows.size_ms)
         return WindowedKTable(b, node, ks, out_serde, ops.TableFlags())

@@ -15,7 +15,7 @@ import cstreams as cs
 from cstreams import windowed as W
 from cstreams.serde import INT64, JSON, STRING
 from cstreams.testing import TopologyTestDriver
-from cstreams.windows import SessionWindows, TimeWindows, Windowed
+from cstreams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed
 
 KEYS = ["a", "b", "c", "d", "e", "f"]
 
@@ -130,16 +130,71 @@ def reference_session(batches, gap, grace, fn, emit):
     return out, late
 
 
+def reference_sliding(batches, d, grace, fn, emit):
+    """Kafka Streams' SlidingWindows from the definition: per key, windows [t - d, t] (for
+    t < d: [0, d]) at every record t and [t + 1, t + 1 + d] when a record falls in it; a
+    window's value folds the records it holds, in (timestamp, arrival) order; closed windows
+    (end + grace < stream time) no longer change; late: even [t + 1, t + 1 + d] closed."""
+    observed = -1
+    recs = {}           # key -> [(ts, arrival, value)]
+    windows = {}        # (key, start) -> value
+    emitted = set()
+    out = []
+    late = 0
+    arrival = 0
+    for batch in batches:
+        changed = {}
+        for k, v, ts in batch:
+            observed = max(observed, ts)
+            close = observed - grace
+            if ts + 1 + d <= close:
+                late += 1
+                continue
+            arrival += 1
+            rs = recs.setdefault(k, [])
+            rs.append((ts, arrival, v))
+            times = sorted({r[0] for r in rs})
+            starts = set()
+            for q in times:
+                ls = max(0, q - d)
+                if ls <= ts <= ls + d:
+                    starts.add(ls)
+                if any(q < x <= q + d for x in times) and (q + 1 <= ts <= q + 1 + d or q == ts):
+                    starts.add(q + 1)
+            for s in sorted(starts):
+                if s + d < close:
+                    continue
+                val = fn([r[2] for r in sorted(rs) if s <= r[0] <= s + d])
+                if windows.get((k, s)) != val:
+                    windows[(k, s)] = val
+                    changed.pop((k, s), None)
+                    changed[(k, s)] = ts
+        if emit == "update":
+            for (k, s), ts in changed.items():
+                out.append((Windowed(k, s, s + d), windows[(k, s)], ts))
+        else:
+            closed = sorted((s, k.encode(), k) for (k, s) in windows
+                            if s + d + grace < observed and (k, s) not in emitted)
+            for s, _kb, k in closed:
+                emitted.add((k, s))
+                out.append((Windowed(k, s, s + d), windows[(k, s)], s + d))
+    return out, late
+
+
 # --- topologies -----------------------------------------------------------------------------
 def windowed_topology(windows, agg, emit, out_serde, persistent=True, retention_ms=None):
     topo = cs.Topology()
     topo.add_source("in", ["events"], key_serde=STRING, value_serde=INT64)
-    topo.add_store(W.store("win", windows, agg, key_serde=STRING, persistent=persistent,
-                           retention_ms=retention_ms, cache_max_entries=50))
+    specs = W.stores("win", windows, agg, key_serde=STRING, value_serde=INT64,
+                     persistent=persistent, retention_ms=retention_ms, cache_max_entries=50)
+    for spec in specs:
+        topo.add_store(spec)
     topo.add_processor("agg", W.aggregate_windows("win", windows, agg, emit=emit),
-                       parents=["in"], stores=["win"])
+                       parents=["in"], stores=[spec.name for spec in specs])
     if isinstance(windows, SessionWindows):
         kserde = W.session_windowed_serde(STRING)
+    elif isinstance(windows, SlidingWindows):
+        kserde = W.time_windowed_serde(STRING, windows.time_difference_ms)
     else:
         kserde = W.time_windowed_serde(STRING, windows.size_ms)
     topo.add_sink("out", "windows-out", parents=["agg"], key_serde=kserde,
@@ -472,3 +527,61 @@ def test_missing_or_negative_event_time_goes_to_the_error_handler():
         assert [k for k, *_ in d.output_raw("bad-time")] == [b"b", b"c"]
         assert [(r.key, r.value) for r in d.read_output("windows-out")] == \
             [(Windowed("a", 0, 100), 1)]
+
+
+# --- sliding windows ------------------------------------------------------------------------
+@pytest.mark.parametrize("emit", ["update", "final"])
+@pytest.mark.parametrize("d,grace", [(40, 0), (40, 25), (100, 10)])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sliding_windows_match_reference(seed, d, grace, emit):
+    rng = random.Random(seed * 31 + d + grace)
+    batches = random_batches(rng, 300, span_ms=3000, disorder_ms=d + 50)
+    agg, fn, serde = AGGS["count"]
+    want, want_late = reference_sliding(batches, d, grace, fn, emit)
+    got, late = run(windowed_topology(SlidingWindows.with_time_difference(d, grace), agg, emit,
+                                      serde), batches)
+    assert got == want
+    assert late == want_late
+    # The input exercises windows of several records and late records.
+    assert any(v > 1 for _, v, _ in want)
+    if grace == 0:
+        assert want_late > 0
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "mean"])
+@pytest.mark.parametrize("persistent", [True, False])
+def test_sliding_aggregations_on_both_backends(name, persistent):
+    rng = random.Random(len(name) * 3)
+    batches = random_batches(rng, 200, span_ms=2000, disorder_ms=30)
+    agg, fn, serde = AGGS[name]
+    for emit in ("update", "final"):
+        want, _ = reference_sliding(batches, 50, 10, fn, emit)
+        got, _ = run(windowed_topology(SlidingWindows.with_time_difference(50, 10), agg, emit,
+                                       serde, persistent), batches)
+        assert got == want, emit
+
+
+def test_sliding_windows_of_kafka_streams_example():
+    """Records at 8, 12 and 23 with d = 10: [0, 10] (early), [2, 12], [9, 19] (right of 8),
+    [13, 23], and [13, 23] is also 12's right window; 23 has no right window."""
+    topo = windowed_topology(SlidingWindows.with_time_difference(10, 100), W.COUNT, "update",
+                             INT64)
+    with TopologyTestDriver(topo) as d:
+        for ts in (8, 12, 23):
+            d.pipe("events", "k", 1, timestamp=ts)
+        latest = {}
+        for r in d.read_output("windows-out"):
+            latest[(r.key.start, r.key.end)] = r.value
+        assert latest == {(0, 10): 1, (2, 12): 2, (9, 19): 1, (13, 23): 1}
+
+
+def test_dsl_sliding_count():
+    rng = random.Random(5)
+    batches = random_batches(rng, 200, span_ms=2000, disorder_ms=30)
+    b = cs.StreamsBuilder()
+    (b.stream("events", key_serde=STRING, value_serde=INT64).group_by_key()
+     .windowed_by(SlidingWindows.with_time_difference(60, grace_ms=20))
+     .count(emit="final").to_stream().to("windows-out"))
+    want, _ = reference_sliding(batches, 60, 20, len, "final")
+    got, _ = run(b.build(), batches)
+    assert got == want

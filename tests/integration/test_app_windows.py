@@ -20,10 +20,10 @@ from helpers import app_config, consume_all, wait_for  # noqa: E402
 import cstreams as cs  # noqa: E402
 from cstreams import windowed as W  # noqa: E402
 from cstreams.serde import INT64, STRING  # noqa: E402
-from cstreams.windows import SessionWindows, TimeWindows  # noqa: E402
+from cstreams.windows import SessionWindows, SlidingWindows, TimeWindows  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
-from test_windows import reference_session, reference_time  # noqa: E402
+from test_windows import reference_session, reference_sliding, reference_time  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -57,11 +57,14 @@ def produce_events(bootstrap, topic, by_partition, lo, hi):
 def topology(src, out, windows, emit):
     topo = cs.Topology()
     topo.add_source("in", [src], key_serde=STRING, value_serde=INT64)
-    topo.add_store(W.store("win", windows, W.COUNT, key_serde=STRING))
-    topo.add_processor("agg", W.aggregate_windows("win", windows, W.COUNT, emit=emit),
-                       parents=["in"], stores=["win"])
-    ks = (W.session_windowed_serde(STRING) if isinstance(windows, SessionWindows)
-          else W.time_windowed_serde(STRING, windows.size_ms))
+    W.add_aggregation(topo, "agg", ["in"], windows, W.COUNT, emit=emit, key_serde=STRING,
+                      value_serde=INT64)
+    if isinstance(windows, SessionWindows):
+        ks = W.session_windowed_serde(STRING)
+    elif isinstance(windows, SlidingWindows):
+        ks = W.time_windowed_serde(STRING, windows.time_difference_ms)
+    else:
+        ks = W.time_windowed_serde(STRING, windows.size_ms)
     topo.add_sink("out", out, parents=["agg"], key_serde=ks, value_serde=INT64)
     return topo, ks
 
@@ -166,3 +169,60 @@ def test_session_updates_survive_a_rebalance(broker, topic_factory, tmp_path):
     for _p, _o, k, v, _h in got:
         seen[ks.deserialize(k)] = None if v is None else struct.unpack(">q", v)[0]
     assert {w: v for w, v in seen.items() if v is not None} == live
+
+
+KINDS = {
+    "tumbling": (TimeWindows.of(1000, grace_ms=100),
+                 lambda b, emit: reference_time(b, 1000, 1000, 100, len, emit)),
+    "sliding": (SlidingWindows.with_time_difference(500, grace_ms=100),
+                lambda b, emit: reference_sliding(b, 500, 100, len, emit)),
+    "session": (SessionWindows.with_inactivity_gap(400, grace_ms=100),
+                lambda b, emit: reference_session(b, 400, 100, len, emit)),
+}
+
+
+@pytest.mark.parametrize("kind,emit", [("tumbling", "update"), ("sliding", "final"),
+                                       ("sliding", "update"), ("session", "final")])
+def test_every_window_kind_end_to_end(broker, topic_factory, tmp_path, kind, emit):
+    """Final: exactly the reference's windows, once each. Update: the batches differ from
+    the reference's, so the last value of every window is compared."""
+    src, out = topic_factory("in", PARTITIONS), topic_factory("out", 2)
+    windows, reference = KINDS[kind]
+    data = events(7, 300, 20_000, 200)
+    for p, recs in data.items():
+        recs.append((f"k{p}", 1, 100_000))
+    topo, ks = topology(src, out, windows, emit)
+    produce_events(broker.bootstrap_servers, src, data, 0, None)
+    want = []
+    last = {}
+    for recs in data.values():
+        for w, v, _ts in reference([recs], emit)[0]:
+            want.append((w, v))
+            last[w] = v
+    app = cs.App(topo, application_id=f"kinds-{out}", bootstrap_servers=broker.bootstrap_servers,
+                 state_dir=str(tmp_path), commit_interval_ms=300, config=app_config())
+    app.start()
+    try:
+        if emit == "final":
+            consume_all(broker.bootstrap_servers, out, until=lambda r: len(r) >= len(want),
+                        timeout=90)
+            got = consume_all(broker.bootstrap_servers, out,
+                              until=lambda r: len(r) > len(want), timeout=4)
+        else:
+            def latest(records):
+                seen = {}
+                for _p, _o, k, v, _h in records:
+                    seen[ks.deserialize(k)] = struct.unpack(">q", v)[0]
+                return seen
+
+            got = consume_all(broker.bootstrap_servers, out,
+                              until=lambda r: latest(r) == last, timeout=90)
+    finally:
+        app.close()
+    if emit == "final":
+        assert sorted(decoded(got, ks)) == sorted(want)
+    else:
+        seen = {}
+        for w, v in decoded(got, ks):
+            seen[w] = v
+        assert seen == last
