@@ -94,3 +94,19 @@ def test_windowed_aggregation_section_counts_clicks_per_minute():
         assert [(r.key, r.value) for r in d.read_output("clicks-per-minute")] == \
             [(Windowed("ann", 0, 60_000), 2), (Windowed("bob", 0, 60_000), 2)]
         assert d.tasks()[(0, 0)].metrics["late_records_dropped"] == 1
+
+
+def test_joins_example_enriches_orders_through_the_driver():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Joins"):]
+    src = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(src, "README.md", "exec"), namespace)
+    with TopologyTestDriver(namespace["topo"]) as d:
+        d.pipe("customers", "c1", {"name": "Ann"})
+        d.pipe_batch("orders", ["c1", "c2", "c1"], [{"id": 1}, {"id": 2}, {"id": 3}])
+        d.pipe("customers", "c1", {"name": "Ann B."})
+        d.pipe("orders", "c1", {"id": 4})
+        assert [(r.key, r.value) for r in d.output("enriched-orders")] == [
+            ("c1", {"id": 1, "name": "Ann"}), ("c1", {"id": 3, "name": "Ann"}),
+            ("c1", {"id": 4, "name": "Ann B."})]
