@@ -38,6 +38,7 @@ Processor API::
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any, Callable, Optional
 
@@ -47,11 +48,20 @@ from cstreams._pure.windowing import assign_time_windows, update_windows
 from cstreams.errors import ProcessingError, TopologyError
 from cstreams.processor import STREAM_TIME, BatchProcessor
 from cstreams.stores import window as _wstores
-from cstreams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed, check_windows
+from cstreams.windows import (
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Windowed,
+    check_windows,
+    windowed_keys,
+)
 
 _T = struct.Struct(">q")
 _TT = struct.Struct(">qq")
 _I = struct.Struct(">i")
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 
 EMIT_UPDATE = "update"
 EMIT_FINAL = "final"
@@ -172,9 +182,8 @@ class TimeWindowedSerde(_serde.Serde):
         return Windowed(self.inner.deserialize(data[:-8]), start, start + self.window_size_ms)
 
     def serialize_batch(self, objs):
-        kbs = self.inner.serialize_batch([o[0] for o in objs])
-        pack = _T.pack
-        return [kb + pack(o[1]) for kb, o in zip(kbs, objs)]
+        kbs = self.inner.serialize_batch(list(map(_first, objs)))
+        return list(map(bytes.__add__, kbs, map(_T.pack, map(_second, objs))))
 
 
 class SessionWindowedSerde(_serde.Serde):
@@ -446,21 +455,22 @@ class TimeWindowedAggregate(_WindowedAggregateBase):
         self.store.expire(self.observed)
 
     def _emit_updates(self, cks, idx, distinct, cur, keys, timestamps):
+        # One output per entry, in order of the last record that changed it: the reversed
+        # first occurrences of the reversed list (C-level dict and map work throughout).
         last = dict(zip(cks, idx))
         order = list(dict.fromkeys(reversed(cks)))
         order.reverse()
-        size = self.size
-        result = self.aggregation.result
-        out_k, out_v, out_t = [], [], []
+        ii = list(map(last.__getitem__, order))
         unpack = _T.unpack_from
-        for ck in order:
-            i = last[ck]
-            s = unpack(ck)[0]
-            out_k.append(Windowed(keys[i], s, s + size))
-            v = cur[ck]
-            out_v.append(v if result is None else result(v))
-            out_t.append(timestamps[i])
-        self.ctx.forward_batch(out_k, out_v, out_t)
+        starts = [unpack(ck)[0] for ck in order]
+        size = self.size
+        out_k = windowed_keys(list(map(keys.__getitem__, ii)), starts,
+                              [s + size for s in starts])
+        out_v = list(map(cur.__getitem__, order))
+        result = self.aggregation.result
+        if result is not None:
+            out_v = list(map(result, out_v))
+        self.ctx.forward_batch(out_k, out_v, list(map(timestamps.__getitem__, ii)))
 
     def _emit_final(self):
         # Windows [s, s + size) with s + size + grace <= stream time are closed.
