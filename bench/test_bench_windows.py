@@ -6,9 +6,10 @@ with up to 5 s of disorder, in batches of 10,000 records of one partition. Cases
   hopping    5-minute windows advancing by 1 minute (5 windows per record), count
   session    30-second inactivity gap, count
 each with emit "update" (every update per batch, forwarded to the sink) and "final" (once per
-window when it closes), grace 5 s (the disorder bound: no record is late). Every round ends with the commit's store flush, as the runtime does;
-round r shifts the timestamps by r hours so that every round meets open windows (stream time
-goes on across rounds, as on an endless stream, and retention drops the old segments).
+window when it closes), grace 5 s (the disorder bound: no record is late). Every round ends
+with the commit's store flush, as the runtime does; round r shifts the timestamps by 2r hours
+so that every round meets open windows (stream time goes on across rounds, as on an endless
+stream, and retention drops the old segments).
 
 Targets (DESIGN.md): tumbling >= 1,500,000 records/s on one core, hopping >= 500,000.
 extra_info: records_per_s (median wall round), us_per_record, cpu_us_per_record, outputs.
