@@ -89,6 +89,7 @@ class Aggregation:
         self.value_serde = _serde.resolve(value_serde, f"aggregation {name!r} value serde")
         self.output_serde = output_serde
         self.kind = kind
+        self.batch_adder = None
 
     def __repr__(self):
         return f"<Aggregation {self.name}>"
@@ -146,11 +147,23 @@ def reduce(fn: Callable, value_serde=_serde.JSON) -> Aggregation:
         value_serde=value_serde, output_serde=value_serde)
 
 
-def aggregate(initializer: Callable, adder: Callable, merger: Optional[Callable] = None,
-              value_serde=_serde.JSON, result: Optional[Callable] = None) -> Aggregation:
+def aggregate(initializer: Callable, adder: Optional[Callable] = None,
+              merger: Optional[Callable] = None, value_serde=_serde.JSON,
+              result: Optional[Callable] = None, *,
+              batch_adder: Optional[Callable] = None) -> Aggregation:
     """Kafka Streams' aggregate: ``initializer()``, ``adder(key, value, agg)``; session
-    windows also need ``merger(key, agg1, agg2)``."""
-    return Aggregation("aggregate", initializer, adder, merger, result, value_serde)
+    windows also need ``merger(key, agg1, agg2)``. ``batch_adder(key, values, agg)`` instead
+    of ``adder``: called once per (key, window) a batch touches, with its values of the batch
+    in offset order (tumbling and hopping windows; sessions and sliding windows call it with
+    the values one window at a time as well)."""
+    if (adder is None) == (batch_adder is None):
+        raise TopologyError("aggregate() needs adder= or batch_adder= (one of them)")
+    if adder is None:
+        def adder(k, v, a):
+            return batch_adder(k, [v], a)
+    agg = Aggregation("aggregate", initializer, adder, merger, result, value_serde)
+    agg.batch_adder = batch_adder
+    return agg
 
 
 COUNT = count()

@@ -77,6 +77,18 @@ def update_windows(kv, aggregation, cks, idx, keys, values):
             a, v = cur[ck], values[i]
             if a is None or v > a:
                 cur[ck] = v
+    elif aggregation.batch_adder is not None:
+        groups = {}
+        for ck, i in zip(cks, idx):
+            g = groups.get(ck)
+            if g is None:
+                groups[ck] = g = [i]
+            else:
+                g.append(i)
+        init, badd = aggregation.initializer, aggregation.batch_adder
+        for ck, ii in groups.items():
+            a = cur[ck]
+            cur[ck] = badd(keys[ii[0]], [values[i] for i in ii], init() if a is None else a)
     else:
         init, add = aggregation.initializer, aggregation.adder
         for ck, i in zip(cks, idx):

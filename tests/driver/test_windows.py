@@ -45,6 +45,9 @@ AGGS = {
     "mean": (W.MEAN, lambda vs: sum(vs) / len(vs), JSON),
     "aggregate": (W.aggregate(lambda: [], lambda k, v, a: a + [v], lambda k, a, b: a + b),
                   lambda vs: list(vs), JSON),
+    "batch_aggregate": (W.aggregate(lambda: [], merger=lambda k, a, b: a + b,
+                                    batch_adder=lambda k, vs, a: a + vs),
+                        lambda vs: list(vs), JSON),
 }
 
 
@@ -260,7 +263,7 @@ def test_session_windows_match_reference(seed, gap, grace, emit):
         assert any(v is None for _, v, _ in want), "no session merge in this input"
 
 
-@pytest.mark.parametrize("name", ["sum", "mean", "aggregate"])
+@pytest.mark.parametrize("name", ["sum", "mean", "aggregate", "batch_aggregate"])
 @pytest.mark.parametrize("persistent", [True, False])
 def test_session_aggregations_on_both_backends(name, persistent):
     rng = random.Random(len(name))
