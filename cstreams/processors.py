@@ -6,8 +6,8 @@ processor per task.
 
 from __future__ import annotations
 
+from cstreams._impl import counting as _counting
 from cstreams._impl import dispatch as _dispatch
-from cstreams._impl import store as _store
 from cstreams.processor import BatchProcessor
 
 
@@ -30,7 +30,7 @@ class BatchCountAggregator(BatchProcessor):
             keys = batch.keys
             if not keys:
                 return
-            counts = _store.count_batch(self.store, keys)
+            counts = _counting.count_batch(self.store, keys)
             self.ctx.forward_batch(keys, counts, batch.timestamps)
             return
         kbs = None
@@ -38,7 +38,7 @@ class BatchCountAggregator(BatchProcessor):
             # The consumed bytes when the keys come unchanged from a source with the same
             # exact round-trip serde; else None and the store serializes them.
             kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.key_serde)
-        self.ctx.forward_batch(keys, _store.count_batch(self.store, keys, kbs))
+        self.ctx.forward_batch(keys, _counting.count_batch(self.store, keys, kbs))
 
 
 class _FunctionProcessor(BatchProcessor):

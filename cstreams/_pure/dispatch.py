@@ -1,5 +1,9 @@
 """Batch dispatch through a task's node graph: source, processor and sink nodes and the
-processor context with its per-child output buffers."""
+processor context with its per-child output buffers.
+
+One source for both builds: run as is on the pure-Python path, compiled by Cython (pure-Python
+mode, declarations in cstreams/_core/dispatch.pxd) into cstreams._core.dispatch.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from cstreams.errors import (
     SerializationError,
 )
 
+from .partitioner import murmur2, murmur2_partitions
 from .processor import BatchProcessor
 from .record import Record, RecordBatch
 from .serde import BYTES, INT32, INT64, STRING
@@ -33,16 +38,23 @@ def reused_key_bytes(task, keys, serde):
     """The consumed key bytes when ``keys`` are, element by element, the very objects the
     source of the batch in hand decoded with ``serde`` (the same exact round-trip serde);
     else None. Identity per element, so a list changed in place is not mistaken for them."""
-    origin = getattr(task, "_key_origin", None)
+    return _reused_key_bytes(getattr(task, "_key_origin", None), keys, serde)
+
+
+def _reused_key_bytes(origin, keys, serde):
     if origin is None or type(keys) is not list:
         return None
-    snapshot, raw, oserde = origin
-    if serde is not oserde or len(keys) != len(snapshot):
+    snapshot = origin[0]
+    if serde is not origin[2]:
         return None
-    for a, b in zip(keys, snapshot):
-        if a is not b:
+    lkeys = keys
+    n = len(lkeys)
+    if n != len(snapshot):
+        return None
+    for i in range(n):
+        if lkeys[i] is not snapshot[i]:
             return None
-    return raw
+    return origin[1]
 
 
 class _Output:
@@ -51,8 +63,6 @@ class _Output:
     forward_batch() of a whole batch into an empty buffer keeps the caller's lists as they are
     (no copy); anything else appends to lists the buffer owns.
     """
-
-    __slots__ = ("keys", "values", "timestamps", "offsets", "headers", "owned", "has_headers")
 
     def __init__(self):
         self.clear()
@@ -138,6 +148,7 @@ class ProcessorContext:
         self._max_ts = -1
         self._max_ts_of = None
         self._outputs = [(child, _Output()) for child in node.children]
+        self._outs = [out for _, out in self._outputs]
         self._by_name = {child.name: i for i, child in enumerate(node.children)}
 
     # --- identity -------------------------------------------------------------------------
@@ -170,6 +181,9 @@ class ProcessorContext:
 
     @property
     def offset(self):
+        return self._offset()
+
+    def _offset(self):
         b = self._batch
         if b is None:
             return -1
@@ -179,6 +193,9 @@ class ProcessorContext:
 
     @property
     def timestamp(self):
+        return self._timestamp()
+
+    def _timestamp(self):
         b = self._batch
         if b is None:
             return self._punctuation_ts
@@ -191,6 +208,9 @@ class ProcessorContext:
 
     @property
     def headers(self):
+        return self._headers()
+
+    def _headers(self):
         b = self._batch
         if b is None or b.headers is None:
             return None
@@ -204,9 +224,7 @@ class ProcessorContext:
         return self._batch
 
     # --- forwarding -----------------------------------------------------------------------
-    def _targets(self, to):
-        if to is None:
-            return self._outputs
+    def _target(self, to):
         i = self._by_name.get(to)
         if i is None:
             raise ProcessingError(
@@ -214,18 +232,21 @@ class ProcessorContext:
                 f"{[c.name for c, _ in self._outputs]}",
                 node=self._node.name,
             )
-        return (self._outputs[i],)
+        return self._outs[i]
 
     def forward(self, key, value, timestamp=None, headers=None, to=None):
         """Send one record to the children (or the child named ``to``). Timestamp and
         headers default to the input record's."""
         if timestamp is None:
-            timestamp = self.timestamp
+            timestamp = self._timestamp()
         if headers is None:
-            headers = self.headers
-        offset = self.offset
-        for _, out in self._targets(to):
-            out.append(key, value, timestamp, offset, headers)
+            headers = self._headers()
+        offset = self._offset()
+        if to is None:
+            for out in self._outs:
+                out.append(key, value, timestamp, offset, headers)
+        else:
+            self._target(to).append(key, value, timestamp, offset, headers)
 
     def forward_batch(self, keys, values, timestamps=None, headers=None, to=None):
         """Send a batch of records (parallel lists) to the children. When ``timestamps`` (or
@@ -245,17 +266,20 @@ class ProcessorContext:
             if headers is None:
                 headers = b.headers
         else:
-            offsets = [self.offset] * n
+            offsets = [self._offset()] * n
             if timestamps is None:
-                timestamps = [self.timestamp] * n
+                timestamps = [self._timestamp()] * n
         if len(timestamps) != n:
             raise ProcessingError(
                 f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
                 f"for {n} records",
                 node=self._node.name,
             )
-        for _, out in self._targets(to):
-            out.extend(keys, values, timestamps, offsets, headers)
+        if to is None:
+            for out in self._outs:
+                out.extend(keys, values, timestamps, offsets, headers)
+        else:
+            self._target(to).extend(keys, values, timestamps, offsets, headers)
 
     def _flush_outputs(self, topic, partition):
         for child, out in self._outputs:
@@ -264,7 +288,7 @@ class ProcessorContext:
                 child.process_batch(batch)
 
     def _discard_outputs(self):
-        for _, out in self._outputs:
+        for out in self._outs:
             out.clear()
 
     # --- stores and punctuation -----------------------------------------------------------
@@ -272,7 +296,7 @@ class ProcessorContext:
         """``serde.serialize_batch(keys)``, or the consumed key bytes when ``keys`` are the
         ones the source decoded with the same exact round-trip serde (BYTES, STRING, INT32,
         INT64): no encoding twice of keys that pass through unchanged."""
-        kbs = reused_key_bytes(self._task, keys, serde)
+        kbs = _reused_key_bytes(getattr(self._task, "_key_origin", None), keys, serde)
         return serde.serialize_batch(keys) if kbs is None else kbs
 
     def get_store(self, name):
@@ -412,8 +436,9 @@ class ProcessorNode(Node):
         ctx._flush_outputs(batch.topic, batch.partition)
 
     def _run_batch(self, batch):
+        proc = self.processor
         try:
-            self.processor.process_batch(batch)
+            proc.process_batch(batch)
         except CStreamsError:
             raise
         except Exception as e:
@@ -491,7 +516,8 @@ class SinkNode(Node):
         self.records += len(batch.keys)
         self.batches += 1
         try:
-            kbs = reused_key_bytes(self.task, batch.keys, self.key_serde)
+            kbs = _reused_key_bytes(getattr(self.task, "_key_origin", None), batch.keys,
+                                    self.key_serde)
             if kbs is None:
                 kbs = self.key_serde.serialize_batch(batch.keys)
         except SerdeError as e:
@@ -523,48 +549,6 @@ class SinkNode(Node):
             node=self.name,
             field=field,
         )
-
-
-def murmur2(data):
-    """Kafka's murmur2 hash (as the Java client's Utils.murmur2), a signed 32-bit int."""
-    length = len(data)
-    seed = 0x9747B28C
-    m = 0x5BD1E995
-    h = (seed ^ length) & 0xFFFFFFFF
-    n4 = length // 4
-    for i in range(n4):
-        j = i * 4
-        k = data[j] | (data[j + 1] << 8) | (data[j + 2] << 16) | (data[j + 3] << 24)
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    rest = length & 3
-    base = n4 * 4
-    if rest == 3:
-        h ^= data[base + 2] << 16
-    if rest >= 2:
-        h ^= data[base + 1] << 8
-    if rest >= 1:
-        h ^= data[base]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h - 0x100000000 if h & 0x80000000 else h
-
-
-def murmur2_partitions(keys, num_partitions):
-    """Partition per serialized key as Kafka's default partitioner: positive murmur2 modulo
-    the partition count; -1 (let the producer choose) for a null key."""
-    out = []
-    for k in keys:
-        if k is None:
-            out.append(-1)
-        else:
-            out.append((murmur2(k) & 0x7FFFFFFF) % num_partitions)
-    return out
 
 
 __all__ = [

@@ -5,8 +5,8 @@ where they do the job (map, map_values, filter, flat_map, count)."""
 from __future__ import annotations
 
 from cstreams import processors as _builtin
+from cstreams._impl import counting as _counting
 from cstreams._impl import dispatch as _dispatch
-from cstreams._impl import store as _store
 from cstreams.dsl.change import Change
 from cstreams.errors import ProcessingError
 from cstreams.processor import BatchProcessor
@@ -309,7 +309,7 @@ class StreamCount(_Emitter):
         if not keys:
             return
         kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.store.key_serde)
-        counts = _store.count_batch(self.store, keys, kbs)
+        counts = _counting.count_batch(self.store, keys, kbs)
         self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch.timestamps)
 
 

@@ -1,7 +1,7 @@
 """Parity: the same assertions on the pure-Python twins and on the compiled core.
 
-Each test takes ``impl``, a namespace holding one implementation's modules (record, grouping,
-serde, processor, dispatch, store). The compiled parameter is skipped when the extensions are
+Each test takes ``impl``, a namespace holding one implementation's modules (all of
+cstreams._impl.MODULES). The compiled parameter is skipped when the extensions are
 not built, unless CSTREAMS_REQUIRE_EXTENSIONS=1 is set: then a missing module fails the test.
 """
 
@@ -14,11 +14,10 @@ import types
 
 import pytest
 
+from cstreams._impl import MODULES, is_compiled
 from cstreams.errors import CStreamsError, ProcessingError, SerdeError, StoreError
 from cstreams.processor import Processor
 from cstreams.stores.memory import InMemoryBackend
-
-MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store", "produce")
 
 
 def _flag(name):
@@ -29,6 +28,10 @@ def _modules(kind):
     package = "cstreams._pure" if kind == "pure" else "cstreams._core"
     try:
         mods = {m: importlib.import_module(f"{package}.{m}") for m in MODULES}
+        if kind == "compiled":
+            for m, mod in mods.items():
+                if not is_compiled(mod):
+                    raise ImportError(f"{package}.{m} is not an extension module")
     except ImportError as e:
         if kind == "compiled" and not _flag("CSTREAMS_REQUIRE_EXTENSIONS"):
             pytest.skip(f"compiled core not built: {e}")
@@ -147,6 +150,19 @@ def test_batch_columns_are_the_lists_given(impl):
     keys, values, ts, offs = ["a"], [1], [2], [3]
     b = impl.record.RecordBatch("t", 0, keys, values, ts, offs)
     assert b.keys is keys and b.values is values and b.timestamps is ts and b.offsets is offs
+
+
+def test_batch_tuple_columns_become_lists(impl, pure):
+    # The compiled RecordBatch types its columns as lists; both twins copy another sequence
+    # into a list, so code that appends to or type-checks a column behaves the same.
+    b = impl.record.RecordBatch("t", 0, ("a", "b"), (1, 2), (5, 6), (7, 8), ([("h", b"1")], None))
+    assert [type(c) for c in (b.keys, b.values, b.timestamps, b.offsets)] == [list] * 4
+    assert (b.keys, b.values, b.timestamps, b.offsets) == (["a", "b"], [1, 2], [5, 6], [7, 8])
+    assert b.headers == ([("h", b"1")], None)
+    assert b[0].headers == [("h", b"1")] and b[1].headers is None
+    p = pure.record.RecordBatch("t", 0, ("a", "b"), (1, 2), (5, 6), (7, 8))
+    assert (p.keys, p.values, p.timestamps, p.offsets) == (b.keys, b.values, b.timestamps,
+                                                           b.offsets)
 
 
 # --- grouping -------------------------------------------------------------------------------
@@ -369,23 +385,23 @@ KAFKA_VECTORS = [
 
 @pytest.mark.parametrize("data,expected", KAFKA_VECTORS)
 def test_murmur2_kafka_vectors(impl, data, expected):
-    assert impl.dispatch.murmur2(data) == expected
-    assert impl.dispatch.murmur2(bytearray(data)) == expected
-    assert impl.dispatch.murmur2(memoryview(data)) == expected
+    assert impl.partitioner.murmur2(data) == expected
+    assert impl.partitioner.murmur2(bytearray(data)) == expected
+    assert impl.partitioner.murmur2(memoryview(data)) == expected
 
 
 def test_murmur2_partitions(impl, pure):
     keys = [b"21", None, b"foobar", b"", b"abc", None] + [bytes([i]) * i for i in range(40)]
-    parts = impl.dispatch.murmur2_partitions(keys, 8)
+    parts = impl.partitioner.murmur2_partitions(keys, 8)
     assert parts[1] == -1 and parts[5] == -1
     assert parts[0] == (-973932308 & 0x7FFFFFFF) % 8
     assert all(0 <= p < 8 for i, p in enumerate(parts) if keys[i] is not None)
-    assert parts == pure.dispatch.murmur2_partitions(keys, 8)
-    assert impl.dispatch.murmur2_partitions(keys, 1) == [
+    assert parts == pure.partitioner.murmur2_partitions(keys, 8)
+    assert impl.partitioner.murmur2_partitions(keys, 1) == [
         -1 if k is None else 0 for k in keys]
-    assert impl.dispatch.murmur2_partitions([], 3) == []
+    assert impl.partitioner.murmur2_partitions([], 3) == []
     with pytest.raises(ZeroDivisionError):
-        impl.dispatch.murmur2_partitions([b"a"], 0)
+        impl.partitioner.murmur2_partitions([b"a"], 0)
 
 
 # --- KeyValueStore and count_batch ----------------------------------------------------------
@@ -531,13 +547,13 @@ def test_store_discard_cache(impl):
 def test_count_batch_repeated_keys(impl):
     st = _store(impl)
     st.restore_batch([b"b"], [impl.serde.INT64.serialize(10)])
-    out = impl.store.count_batch(st, ["a", "b", "a", "c", "a", "b"])
+    out = impl.counting.count_batch(st, ["a", "b", "a", "c", "a", "b"])
     assert out == [1, 11, 2, 1, 3, 12]
     assert st.backend.get_batches == [[b"a", b"b", b"c"]]
     assert st.get_batch(["a", "b", "c"]) == [3, 12, 1]
-    assert impl.store.count_batch(st, ["c", "c"]) == [2, 3]
+    assert impl.counting.count_batch(st, ["c", "c"]) == [2, 3]
     assert len(st.backend.get_batches) == 1
-    assert impl.store.count_batch(st, []) == []
+    assert impl.counting.count_batch(st, []) == []
     st.flush()
     enc = impl.serde.INT64.serialize
     assert st.changelog.sends == [([b"a", b"b", b"c"], [enc(3), enc(12), enc(3)])]
@@ -547,10 +563,10 @@ def test_count_batch_bytes_keys_and_big_counts(impl):
     st = _store(impl, key_serde=impl.serde.BYTES)
     st.put(b"big", 2**62)
     st.put(b"huge", 2**70)
-    assert impl.store.count_batch(st, [b"big", b"huge", b"big"]) == [2**62 + 1, 2**70 + 1,
+    assert impl.counting.count_batch(st, [b"big", b"huge", b"big"]) == [2**62 + 1, 2**70 + 1,
                                                                     2**62 + 2]
     with pytest.raises(StoreError, match="keys cannot be None"):
-        impl.store.count_batch(st, [b"a", None])
+        impl.counting.count_batch(st, [b"a", None])
 
 
 # --- dispatch -------------------------------------------------------------------------------
@@ -908,14 +924,15 @@ def test_txn_store_range_overlays_uncommitted_writes(impl):
 
 def test_txn_store_count_batch_keeps_counts_until_commit(impl):
     st = _txn_store(impl, cache=4)
-    assert impl.store.count_batch(st, ["a", "b", "a", "c", "d", "e", "a"]) == [1, 1, 2, 1, 1, 1, 3]
+    assert impl.counting.count_batch(st, ["a", "b", "a", "c", "d", "e", "a"]) == [
+        1, 1, 2, 1, 1, 1, 3]
     assert st.backend.writes == [] and st.dirty_count() == 5
     st.flush()
     st.rewind()
-    assert impl.store.count_batch(st, ["a"]) == [1]
+    assert impl.counting.count_batch(st, ["a"]) == [1]
     st.flush()
     st.commit_pending()
-    assert impl.store.count_batch(st, ["a", "a"]) == [2, 3]
+    assert impl.counting.count_batch(st, ["a", "a"]) == [2, 3]
 
 
 # --- produce loop -----------------------------------------------------------------------------
@@ -1096,7 +1113,7 @@ def test_count_batch_with_key_bytes(impl):
     st2 = _store(impl, key_serde=s.STRING, value_serde=s.INT64)
     keys = ["a", "b", "a", "c", "a"]
     kbs = [k.encode() for k in keys]
-    assert impl.store.count_batch(st1, keys) == [1, 1, 2, 1, 3]
-    assert impl.store.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
-    assert impl.store.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
+    assert impl.counting.count_batch(st1, keys) == [1, 1, 2, 1, 3]
+    assert impl.counting.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
+    assert impl.counting.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
     assert st2.get("a") == 6 and st1.get("a") == 3
