@@ -102,7 +102,7 @@ class SumBatch(cs.BatchProcessor):
             running[k] = s
             append(s)
         self.store.put_batch(distinct, [running[k] for k in distinct])
-        self.ctx.forward_batch(keys, out)
+        self.ctx.forward_batch(keys, out, like=batch)
 
 
 class ForwardOnly(cs.BatchProcessor):
@@ -112,7 +112,7 @@ class ForwardOnly(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 class SumEach(cs.Processor):

@@ -119,7 +119,7 @@ class TransformBatch(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, [int(v) * 3 for v in batch.values])
+        self.ctx.forward_batch(batch.keys, [int(v) * 3 for v in batch.values], like=batch)
 
 
 class TransformEach(cs.Processor):
@@ -162,7 +162,7 @@ class ForwardBatch(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 class ForwardEach(cs.Processor):

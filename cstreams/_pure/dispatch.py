@@ -248,23 +248,39 @@ class ProcessorContext:
         else:
             self._target(to).append(key, value, timestamp, offset, headers)
 
-    def forward_batch(self, keys, values, timestamps=None, headers=None, to=None):
-        """Send a batch of records (parallel lists) to the children. When ``timestamps`` (or
-        ``headers``) is None it comes from the input batch if that has as many records; else
-        the batch's latest timestamp is used for all, and no headers."""
+    def forward_batch(self, keys, values, timestamps=None, headers=None, to=None, like=None):
+        """Send a batch of records (parallel lists) to the children (or the child named ``to``).
+
+        ``like``: a batch the outputs line up with, position by position: the input batch, or
+        one derived from it (``batch.select(...)``, ``batch.with_columns(...)``). Output ``i``
+        then carries the offset of ``like``'s record ``i`` and, unless ``timestamps`` (or
+        ``headers``) is given, its timestamp (and headers).
+
+        Without ``like`` nothing is taken by position, whatever the lengths: every output
+        carries the offset of the input batch's last record; its timestamp is
+        ``timestamps[i]``, else the input batch's latest timestamp (in a punctuation: the
+        punctuation's time, which for a stream-time punctuation is stream time); headers are
+        ``headers[i]``, else none.
+        """
         n = len(keys)
         if len(values) != n:
             raise ProcessingError(
                 f"node {self._node.name!r}: forward_batch got {n} keys and {len(values)} values",
                 node=self._node.name,
             )
-        b = self._batch
-        if b is not None and len(b.keys) == n:
-            offsets = b.offsets
+        if like is not None:
+            lb = like
+            if len(lb.keys) != n:
+                raise ProcessingError(
+                    f"node {self._node.name!r}: forward_batch got {n} records like a batch of "
+                    f"{len(lb.keys)}; ``like`` must line up with the outputs",
+                    node=self._node.name,
+                )
+            offsets = lb.offsets
             if timestamps is None:
-                timestamps = b.timestamps
+                timestamps = lb.timestamps
             if headers is None:
-                headers = b.headers
+                headers = lb.headers
         else:
             offsets = [self._offset()] * n
             if timestamps is None:
@@ -273,6 +289,12 @@ class ProcessorContext:
             raise ProcessingError(
                 f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
                 f"for {n} records",
+                node=self._node.name,
+            )
+        if headers is not None and len(headers) != n:
+            raise ProcessingError(
+                f"node {self._node.name!r}: forward_batch got {len(headers)} headers for {n} "
+                f"records",
                 node=self._node.name,
             )
         if to is None:

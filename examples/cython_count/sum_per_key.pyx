@@ -55,7 +55,7 @@ cdef class SumPerKey(BatchProcessor):
         if n == 0:
             return
         sums = _sum_batch(self.store, batch, n)
-        self.ctx.forward_batch(batch.keys, sums, batch.timestamps)
+        self.ctx.forward_batch(batch.keys, sums, like=batch)
 
 
 @cython.boundscheck(False)

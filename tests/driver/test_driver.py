@@ -18,7 +18,7 @@ class Recorder(cs.BatchProcessor):
 
     def process_batch(self, batch):
         Recorder.calls.append((batch.topic, batch.partition, list(batch.offsets), list(batch.keys)))
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 def recorder_topology():
@@ -62,7 +62,7 @@ class BatchSizes(cs.BatchProcessor):
 
     def process_batch(self, batch):
         BatchSizes.sizes.append((len(batch), list(batch.offsets)))
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 def test_per_record_output_reaches_child_as_one_batch_in_order():
@@ -256,7 +256,7 @@ class BatchFailsOnX(cs.BatchProcessor):
     def process_batch(self, batch):
         if "x" in batch.values:
             raise ValueError("no x please")
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 @pytest.mark.parametrize("proc", [FailsOnX, BatchFailsOnX])

@@ -25,7 +25,7 @@ class Recorder(cs.BatchProcessor):
     def process_batch(self, batch):
         with LOCK:
             SEEN.append((batch.topic, batch.partition, list(batch.offsets), list(batch.values)))
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 def test_batch_processor_gets_multi_record_partition_batches(broker, topic_factory, tmp_path):

@@ -704,7 +704,7 @@ def test_forward_batch_of_whole_batch_passes_lists_without_copy(impl):
             self.ctx = ctx
 
         def process_batch(self, batch):
-            self.ctx.forward_batch(batch.keys, batch.values)
+            self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
     node, (c1, _), _ = _graph(impl, P())
     b = _batch(impl, 4, headers=[None, [("h", b"1")], None, None])
@@ -713,6 +713,55 @@ def test_forward_batch_of_whole_batch_passes_lists_without_copy(impl):
     assert out.keys is b.keys and out.values is b.values
     assert out.timestamps is b.timestamps and out.offsets is b.offsets
     assert out.headers is b.headers
+
+
+def test_forward_batch_provenance_only_when_told(impl):
+    # Outputs take the input's offsets, timestamps and headers position by position only with
+    # like=; equal lengths alone attach nothing (the outputs may be any 4 records).
+    class P(impl.processor.BatchProcessor):
+        def init(self, ctx):
+            self.ctx = ctx
+
+        def process_batch(self, batch):
+            self.ctx.forward_batch(*self.args(batch), **self.kwargs(batch))
+
+    p = P()
+    node, (c1, _), _ = _graph(impl, p)
+    b = _batch(impl, 4, headers=[None, [("h", b"1")], None, None])
+    b.timestamps[1] = 9999  # the latest timestamp is not the last record's
+
+    p.args, p.kwargs = (lambda b: (["w", "x", "y", "z"], [1, 2, 3, 4])), (lambda b: {})
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [53] * 4 and out.timestamps == [9999] * 4 and out.headers is None
+
+    p.args, p.kwargs = (lambda b: (["a", "b"], [1, 2], [7, 8])), (lambda b: {})
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [53, 53] and out.timestamps == [7, 8] and out.headers is None
+
+    def derived(b):
+        sub = b.select([1, 3])
+        return {"like": sub.with_columns(["K1", "K3"], [10, 30])}
+
+    p.args, p.kwargs = (lambda b: (["K1", "K3"], [10, 30])), derived
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [51, 53] and out.timestamps == [9999, 1003]
+    assert out.headers == [[("h", b"1")], None]
+
+    p.args = lambda b: (["K1", "K3"], [10, 30], [5, 6], [[("o", b"")], None])
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [51, 53] and out.timestamps == [5, 6]
+    assert out.headers == [[("o", b"")], None]
+
+    p.args, p.kwargs = (lambda b: (["a"], [1])), (lambda b: {"like": b})
+    with pytest.raises(ProcessingError, match="forward_batch got 1 records like a batch of 4"):
+        node.process_batch(b)
+    p.args, p.kwargs = (lambda b: (["a"], [1], None, [None, None])), (lambda b: {})
+    with pytest.raises(ProcessingError, match="forward_batch got 2 headers for 1 records"):
+        node.process_batch(b)
 
 
 def test_forward_batch_errors(impl):
@@ -1040,7 +1089,7 @@ class _Forward:
                 keys = batch.keys
                 if change is not None:
                     change(keys)
-                self.ctx.forward_batch(keys, batch.values)
+                self.ctx.forward_batch(keys, batch.values, like=batch)
         return P()
 
 
