@@ -7,7 +7,6 @@ processor per task.
 from __future__ import annotations
 
 from cstreams._impl import counting as _counting
-from cstreams._impl import dispatch as _dispatch
 from cstreams.processor import BatchProcessor
 
 
@@ -37,7 +36,7 @@ class BatchCountAggregator(BatchProcessor):
         if self.key_serde is not None:
             # The consumed bytes when the keys come unchanged from a source with the same
             # exact round-trip serde; else None and the store serializes them.
-            kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.key_serde)
+            kbs = self.ctx.reused_key_bytes(keys, self.key_serde)
         self.ctx.forward_batch(keys, _counting.count_batch(self.store, keys, kbs), like=batch)
 
 

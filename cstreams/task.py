@@ -12,6 +12,7 @@ import logging
 import os
 
 from cstreams import handlers as _handlers
+from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import CStreamsError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
 
@@ -30,29 +31,22 @@ class _Punctuation:
         self.cancellable = Cancellable()
 
 
-class Task:
+class Task(_dispatch.TaskContext):
+    """Implements the dispatch layer's TaskContext: what its nodes may ask of it."""
+
     def __init__(self, topology, sub, partition, collector, *, application_id="cstreams",
                  state_dir=None, error_handler=None, wall_clock_ms=0):
+        super().__init__(application_id, f"{sub.id}_{partition}", partition, collector)
         self.topology = topology
         self.sub = sub
-        self.partition = partition
-        self.task_id = f"{sub.id}_{partition}"
-        self.application_id = application_id
-        self.collector = collector
         self.state_dir = state_dir
         self.error_handler = _handlers.resolve(error_handler)
-        self.stream_time = -1
         self.wall_clock_ms = wall_clock_ms
-        self.commit_requested = False
-        self.stores = {}
         self.metrics = collections.Counter()
         self._punctuations = []
         self._flush_listeners = []
         self._raw = None
-        # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
-        # node: sinks and stores reuse the bytes for keys that pass through unchanged.
-        self._key_origin = None
-        self._sources_by_name, self.nodes = topology.build_nodes(sub)
+        self._sources_by_name, self.nodes = topology.build_nodes(sub, self)
         self._source_by_topic = {}
         for src in self._sources_by_name.values():
             for t in src.topics:
@@ -77,7 +71,7 @@ class Task:
         if not self.stores and self.sub.stores:
             self.open_stores()
         for node in self.nodes:
-            node.init(self)
+            node.init()
 
     def close_processors(self):
         """Close every node; the first error is returned after all of them were closed."""
@@ -101,13 +95,13 @@ class Task:
         self._punctuations = []
         self._flush_listeners = []
         self.stream_time = -1
-        self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub)
+        self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub, self)
         self._source_by_topic = {}
         for src in self._sources_by_name.values():
             for t in src.topics:
                 self._source_by_topic[t] = src
         for node in self.nodes:
-            node.init(self)
+            node.init()
 
     def close(self):
         """Close processors, flush and close stores. Errors of one do not stop the others."""

@@ -336,17 +336,18 @@ class Topology:
                 return sub
         return None
 
-    def build_nodes(self, sub: SubTopology):
-        """Fresh node objects for one task of ``sub``: (source node per name, all nodes)."""
+    def build_nodes(self, sub: SubTopology, task):
+        """Fresh node objects for ``task`` (a TaskContext) of ``sub``: (source node per name,
+        all nodes)."""
         self.validate()
         built = {}
         for name in sub.nodes:
             spec = self._nodes[name]
             if spec.kind == "source":
-                built[name] = _dispatch.SourceNode(name, spec.topics, spec.key_serde,
+                built[name] = _dispatch.SourceNode(name, task, spec.topics, spec.key_serde,
                                                    spec.value_serde)
             elif spec.kind == "sink":
-                built[name] = _dispatch.SinkNode(name, spec.topic, spec.key_serde,
+                built[name] = _dispatch.SinkNode(name, task, spec.topic, spec.key_serde,
                                                  spec.value_serde, spec.partitioner)
             else:
                 proc = spec.factory()
@@ -355,7 +356,7 @@ class Topology:
                         f"the factory of processor {name!r} returned {type(proc).__name__}, "
                         f"not a cstreams.Processor or BatchProcessor"
                     )
-                built[name] = _dispatch.ProcessorNode(name, proc, spec.stores)
+                built[name] = _dispatch.ProcessorNode(name, task, proc, spec.stores)
         for name in sub.nodes:
             for c in self._children[name]:
                 built[name].add_child(built[c])

@@ -34,7 +34,7 @@ cdef class _Output:
 
 cdef class ProcessorContext:
     cdef public object _node
-    cdef public object _task
+    cdef public object _task         # a TaskContext
     cdef public RecordBatch _batch      # the input batch in hand (None in a punctuation)
     cdef public Py_ssize_t _index       # the record in hand, -1: the whole batch
     cdef public object _punctuation_ts
@@ -67,7 +67,7 @@ cdef class Node:
     cdef public object name
     cdef public list children
     cdef public object store_names
-    cdef public object task
+    cdef public object task          # a TaskContext
     cdef public Py_ssize_t records     # records this node received (sources: consumed)
     cdef public Py_ssize_t batches     # batches this node received
 

@@ -25,6 +25,54 @@ from .serde import BYTES, INT32, INT64, STRING
 _ROUND_TRIP = (BYTES, STRING, INT32, INT64)
 
 
+class TaskContext:
+    """What a node and its processor context may ask of the task that runs them, and nothing
+    else: the declared internal interface of the dispatch layer (as Kafka Streams'
+    InternalProcessorContext). ``cstreams.task.Task`` implements it; every node gets its task
+    in its constructor.
+
+    ``application_id``, ``task_id``, ``partition``; ``stream_time`` (-1 before the first
+    record); ``stores`` (name -> store); ``commit_requested`` (set when a processor asks for a
+    commit); ``_key_origin`` (set by the source of the batch in hand, see ``key_origin()``).
+    """
+
+    def __init__(self, application_id, task_id, partition, collector):
+        self.application_id = application_id
+        self.task_id = task_id
+        self.partition = partition
+        self.collector = collector
+        self.stream_time = -1
+        self.stores = {}
+        self.commit_requested = False
+        # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
+        # node (key_origin()): sinks and stores reuse the bytes of keys passed on unchanged.
+        self._key_origin = None
+
+    def partitions_for(self, topic):
+        """The partition count of the sink topic ``topic``."""
+        return self.collector.partitions_for(topic)
+
+    def send(self, topic, keys, values, timestamps, headers, partitions):
+        """Hand one sink batch of serialized records to the task's record collector."""
+        self.collector.send_batch(topic, keys, values, timestamps, headers, partitions)
+
+    def schedule(self, node, interval_ms, punctuation_type, callback):
+        """Schedule ``callback`` as a punctuation of ``node``; returns a Cancellable."""
+        raise NotImplementedError
+
+    def on_flush(self, node, callback):
+        """Call ``callback(stream_time)`` as a punctuation of ``node`` at every commit."""
+        raise NotImplementedError
+
+    def handle_error(self, error, raw_record, cause=None):
+        """Let the error handler decide; raise ``error`` unless it says skip."""
+        raise NotImplementedError
+
+    def error_handler_fails(self, error):
+        """Whether the error handler fails on ``error`` (no per-record retry is worth it)."""
+        raise NotImplementedError
+
+
 def key_origin(keys, raw_keys, serde):
     """What a source records on its task after decoding ``raw_keys`` into ``keys``: None
     unless ``serde`` round-trips exactly."""
@@ -38,7 +86,7 @@ def reused_key_bytes(task, keys, serde):
     """The consumed key bytes when ``keys`` are, element by element, the very objects the
     source of the batch in hand decoded with ``serde`` (the same exact round-trip serde);
     else None. Identity per element, so a list changed in place is not mistaken for them."""
-    return _reused_key_bytes(getattr(task, "_key_origin", None), keys, serde)
+    return _reused_key_bytes(task._key_origin, keys, serde)
 
 
 def _reused_key_bytes(origin, keys, serde):
@@ -318,8 +366,18 @@ class ProcessorContext:
         """``serde.serialize_batch(keys)``, or the consumed key bytes when ``keys`` are the
         ones the source decoded with the same exact round-trip serde (BYTES, STRING, INT32,
         INT64): no encoding twice of keys that pass through unchanged."""
-        kbs = _reused_key_bytes(getattr(self._task, "_key_origin", None), keys, serde)
+        kbs = _reused_key_bytes(self._task._key_origin, keys, serde)
         return serde.serialize_batch(keys) if kbs is None else kbs
+
+    def reused_key_bytes(self, keys, serde):
+        """The consumed key bytes when ``keys`` are the ones the source decoded with the same
+        exact round-trip serde, else None (see ``serialized_keys``)."""
+        return _reused_key_bytes(self._task._key_origin, keys, serde)
+
+    def on_flush(self, callback):
+        """Call ``callback(stream_time)`` at every commit, before the stores flush, as a
+        punctuation of this processor (what it forwards flows downstream)."""
+        self._task.on_flush(self._node, callback)
 
     def get_store(self, name):
         if name not in self._node.store_names:
@@ -338,21 +396,24 @@ class ProcessorContext:
 
 
 class Node:
+    """A node of one task's graph. The task comes with the constructor; children are added
+    (``add_child``) before ``init()``."""
+
     kind = "node"
 
-    def __init__(self, name):
+    def __init__(self, name, task):
         self.name = name
+        self.task = task
         self.children = []
         self.store_names = frozenset()
-        self.task = None
         self.records = 0
         self.batches = 0
 
     def add_child(self, child):
         self.children.append(child)
 
-    def init(self, task):
-        self.task = task
+    def init(self):
+        pass
 
     def close(self):
         pass
@@ -367,8 +428,8 @@ class SourceNode(Node):
 
     kind = "source"
 
-    def __init__(self, name, topics, key_serde, value_serde):
-        super().__init__(name)
+    def __init__(self, name, task, topics, key_serde, value_serde):
+        super().__init__(name, task)
         self.topics = topics
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -427,16 +488,15 @@ class SourceNode(Node):
 class ProcessorNode(Node):
     kind = "processor"
 
-    def __init__(self, name, processor, store_names):
-        super().__init__(name)
+    def __init__(self, name, task, processor, store_names):
+        super().__init__(name, task)
         self.processor = processor
         self.store_names = frozenset(store_names)
         self.is_batch = isinstance(processor, BatchProcessor)
         self.context = None
 
-    def init(self, task):
-        super().init(task)
-        self.context = ProcessorContext(self, task)
+    def init(self):
+        self.context = ProcessorContext(self, self.task)
         self.processor.init(self.context)
 
     def close(self):
@@ -527,8 +587,8 @@ class SinkNode(Node):
 
     kind = "sink"
 
-    def __init__(self, name, topic, key_serde, value_serde, partitioner=None):
-        super().__init__(name)
+    def __init__(self, name, task, topic, key_serde, value_serde, partitioner=None):
+        super().__init__(name, task)
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -538,8 +598,7 @@ class SinkNode(Node):
         self.records += len(batch.keys)
         self.batches += 1
         try:
-            kbs = _reused_key_bytes(getattr(self.task, "_key_origin", None), batch.keys,
-                                    self.key_serde)
+            kbs = _reused_key_bytes(self.task._key_origin, batch.keys, self.key_serde)
             if kbs is None:
                 kbs = self.key_serde.serialize_batch(batch.keys)
         except SerdeError as e:
@@ -548,15 +607,15 @@ class SinkNode(Node):
             vbs = self.value_serde.serialize_batch(batch.values)
         except SerdeError as e:
             raise self._serialization_error(batch, e, "value") from e
-        collector = self.task.collector
-        n = collector.partitions_for(self.topic)
+        task = self.task
+        n = task.partitions_for(self.topic)
         if self.partitioner is not None:
             part = self.partitioner
             keys, values = batch.keys, batch.values
             partitions = [part(keys[i], values[i], n) for i in range(len(keys))]
         else:
             partitions = murmur2_partitions(kbs, n)
-        collector.send_batch(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
+        task.send(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
 
     def _serialization_error(self, batch, e, field):
         i = e.index if e.index >= 0 else 0
@@ -574,6 +633,7 @@ class SinkNode(Node):
 
 
 __all__ = [
+    "TaskContext",
     "ProcessorContext",
     "SourceNode",
     "ProcessorNode",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from cstreams import processors as _builtin
 from cstreams._impl import counting as _counting
-from cstreams._impl import dispatch as _dispatch
 from cstreams.dsl.change import Change
 from cstreams.errors import ProcessingError
 from cstreams.processor import BatchProcessor
@@ -237,7 +236,7 @@ class _Emitter(BatchProcessor):
         self.send_old = self.flags.send_old
         self._new, self._ts, self._old = {}, {}, {}
         if self.cache:
-            ctx._task.on_flush(ctx._node, self._flush)
+            ctx.on_flush(self._flush)
 
     def _emit(self, keys, news, olds, batch):
         """``keys``, ``news`` and ``olds`` line up with ``batch``. ``olds`` is a list, or a
@@ -307,7 +306,7 @@ class StreamCount(_Emitter):
         keys = batch.keys
         if not keys:
             return
-        kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.store.key_serde)
+        kbs = self.ctx.reused_key_bytes(keys, self.store.key_serde)
         counts = _counting.count_batch(self.store, keys, kbs)
         self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch)
 

@@ -15,6 +15,7 @@ import types
 import pytest
 
 from cstreams._impl import MODULES, is_compiled
+from cstreams._pure.dispatch import TaskContext
 from cstreams.errors import CStreamsError, ProcessingError, SerdeError, StoreError
 from cstreams.processor import Processor
 from cstreams.stores.memory import InMemoryBackend
@@ -584,16 +585,13 @@ class Collector:
         self.sent.append((topic, keys, values, timestamps, headers, partitions))
 
 
-class FakeTask:
-    application_id = "app"
-    task_id = "0_2"
-    partition = 2
-    stream_time = 77
+class FakeTask(TaskContext):
+    """The declared task interface, with a collector that keeps what sinks send."""
 
     def __init__(self, stores=None):
-        self.collector = Collector()
+        super().__init__("app", "0_2", 2, Collector())
+        self.stream_time = 77
         self.stores = stores or {}
-        self.commit_requested = False
         self.errors = []
 
     def handle_error(self, error, record, cause=None):
@@ -616,12 +614,12 @@ class Capture:
 
 
 def _graph(impl, processor, children=("c1", "c2"), stores=()):
-    node = impl.dispatch.ProcessorNode("p", processor, stores)
+    task = FakeTask()
+    node = impl.dispatch.ProcessorNode("p", task, processor, stores)
     caps = [Capture(n) for n in children]
     for c in caps:
         node.add_child(c)
-    task = FakeTask()
-    node.init(task)
+    node.init()
     return node, caps, task
 
 
@@ -831,12 +829,12 @@ def test_batch_processor_per_record_call_and_errors(impl):
 
 def test_source_and_sink_nodes(impl):
     s = impl.serde
-    src = impl.dispatch.SourceNode("in", ["t"], s.STRING, s.INT32)
-    sink = impl.dispatch.SinkNode("out", "o", s.STRING, s.INT32)
-    src.add_child(sink)
     task = FakeTask()
-    src.init(task)
-    sink.init(task)
+    src = impl.dispatch.SourceNode("in", task, ["t"], s.STRING, s.INT32)
+    sink = impl.dispatch.SinkNode("out", task, "o", s.STRING, s.INT32)
+    src.add_child(sink)
+    src.init()
+    sink.init()
     assert (src.kind, sink.kind, impl.dispatch.ProcessorNode.kind) == ("source", "sink",
                                                                        "processor")
     raw = impl.record.RecordBatch("t", 1, [b"21", None, b"abc"], [s.INT32.serialize(i) for i in
@@ -851,9 +849,9 @@ def test_source_and_sink_nodes(impl):
     with pytest.raises(CStreamsError, match="cannot deserialize the value of the record at topic"):
         src.process_raw(bad)
 
-    sink2 = impl.dispatch.SinkNode("out2", "o2", s.STRING, s.STRING,
+    sink2 = impl.dispatch.SinkNode("out2", task, "o2", s.STRING, s.STRING,
                                    partitioner=lambda k, v, n: len(v) % n)
-    sink2.init(task)
+    sink2.init()
     with pytest.raises(CStreamsError) as e:
         sink2.process_batch(impl.record.RecordBatch("t", 0, ["a", "b"], ["xyz", 5], [0, 0],
                                                     [3, 4]))
@@ -1062,14 +1060,14 @@ def test_produce_batch_other_errors_propagate(impl):
 
 def _pass_through(impl, src_key_serde, sink_key_serde, processor):
     s = impl.serde
-    src = impl.dispatch.SourceNode("in", ["t"], src_key_serde, s.BYTES)
-    node = impl.dispatch.ProcessorNode("p", processor, ())
-    sink = impl.dispatch.SinkNode("out", "o", sink_key_serde, s.BYTES)
+    task = FakeTask()
+    src = impl.dispatch.SourceNode("in", task, ["t"], src_key_serde, s.BYTES)
+    node = impl.dispatch.ProcessorNode("p", task, processor, ())
+    sink = impl.dispatch.SinkNode("out", task, "o", sink_key_serde, s.BYTES)
     src.add_child(node)
     node.add_child(sink)
-    task = FakeTask()
     for n in (src, node, sink):
-        n.init(task)
+        n.init()
     return src, task
 
 
@@ -1150,8 +1148,8 @@ def test_reused_key_bytes_and_serialized_keys(impl):
     assert d.key_origin(keys, raw, s.JSON) is None
     assert d.key_origin(keys, raw, s.FLOAT64) is None
     assert d.reused_key_bytes(FakeTask(), keys, s.STRING) is None
-    node = d.ProcessorNode("p", _Forward(impl).make(), ())
-    node.init(task)
+    node = d.ProcessorNode("p", task, _Forward(impl).make(), ())
+    node.init()
     assert node.context.serialized_keys(keys, s.STRING) is raw
     assert node.context.serialized_keys(["x"], s.STRING) == [b"x"]
 
