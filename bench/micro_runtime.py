@@ -159,7 +159,7 @@ def bench_keys(repeat):
 
     import cstreams as cs
     from cstreams import processors, serde, stores
-    from cstreams.task import Task
+    from cstreams.internals.task import Task
 
     class Collector:
         def partitions_for(self, topic):
@@ -205,7 +205,7 @@ def bench_keys(repeat):
 
 
 def bench_checkpoint(repeat):
-    from cstreams.state.checkpoint import write_checkpoint
+    from cstreams.internals.state.checkpoint import write_checkpoint
 
     root = tempfile.mkdtemp(prefix="cstreams-ckpt-")
     dirs = [os.path.join(root, f"0_{p}") for p in range(8)]

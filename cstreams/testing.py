@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from cstreams._impl import record as _record
 from cstreams.errors import CStreamsError
-from cstreams.task import Task
+from cstreams.internals.task import Task
 from cstreams.topology import Topology
 
 

@@ -28,8 +28,8 @@ _ROUND_TRIP = (BYTES, STRING, INT32, INT64)
 class TaskContext:
     """What a node and its processor context may ask of the task that runs them, and nothing
     else: the declared internal interface of the dispatch layer (as Kafka Streams'
-    InternalProcessorContext). ``cstreams.task.Task`` implements it; every node gets its task
-    in its constructor.
+    InternalProcessorContext). ``cstreams.internals.task.Task`` implements it; every node
+    gets its task in its constructor.
 
     ``application_id``, ``task_id``, ``partition``; ``stream_time`` (-1 before the first
     record); ``stores`` (name -> store); ``commit_requested`` (set when a processor asks for a

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from cstreams import kafka
 from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.collector")
 

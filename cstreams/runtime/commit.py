@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 
-from cstreams import kafka
+from cstreams.internals import kafka
 from cstreams.runtime.errors import CommitError, TransactionAbortedError, TransactionError
 
 log = logging.getLogger("cstreams.commit")

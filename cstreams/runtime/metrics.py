@@ -6,7 +6,7 @@ import collections
 import logging
 import time
 
-from cstreams import kafka
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.progress")
 

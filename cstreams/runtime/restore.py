@@ -14,8 +14,8 @@ import bisect
 import logging
 import time
 
-from cstreams import kafka
 from cstreams._impl import grouping
+from cstreams.internals import kafka
 from cstreams.runtime.errors import RestoreError
 
 log = logging.getLogger("cstreams.restore")

@@ -12,11 +12,11 @@ import logging
 import os
 import shutil
 
-from cstreams import kafka
 from cstreams.errors import CStreamsError, StoreError
+from cstreams.internals import kafka
+from cstreams.internals.state.checkpoint import TaskDirectoryLock, read_checkpoint, write_checkpoint
+from cstreams.internals.task import Task
 from cstreams.runtime.changelog import ChangelogWriter
-from cstreams.state.checkpoint import TaskDirectoryLock, read_checkpoint, write_checkpoint
-from cstreams.task import Task
 
 log = logging.getLogger("cstreams.tasks")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from cstreams import kafka
+from cstreams.internals import kafka
 from cstreams.runtime.errors import (
     BrokerUnavailableError,
     CopartitioningError,

@@ -25,7 +25,7 @@ import os
 import time
 import uuid
 
-from cstreams import kafka
+from cstreams.internals import kafka
 from cstreams.runtime.errors import (
     ProducerFencedError,
     TransactionAbortedError,
