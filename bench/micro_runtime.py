@@ -90,7 +90,8 @@ def bench_produce(repeat):
     cases = {"python loop, timestamp= kwarg (before)":
              lambda p: _old_send(p, "out", keys, values, ts, parts),
              f"produce_batch ({impl.__name__.split('.')[1]})":
-             lambda p: impl.produce_batch(p, "out", values, keys, parts, ts)}
+             lambda p: impl.produce_batch(p, "out", keys=keys, values=values, partitions=parts,
+                                          timestamps=ts)}
     results = {name: [] for name in cases}
     for _ in range(repeat):
         for name, fn in cases.items():

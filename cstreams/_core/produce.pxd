@@ -5,6 +5,6 @@ cimport cython
 
 
 @cython.locals(ks=list, vs=list, ps=list, ts=list, hs=list, n=Py_ssize_t, i=Py_ssize_t)
-cpdef Py_ssize_t produce_batch(object producer, object topic, object values, object keys,
-                               object partitions, object timestamps=*, object headers=*,
-                               object last_on_delivery=*, double poll_timeout=*) except -1
+cdef Py_ssize_t _produce_batch(object producer, object topic, object keys, object values,
+                               object partitions, object timestamps, object headers,
+                               object last_on_delivery, double poll_timeout) except -1

@@ -10,7 +10,7 @@ compiled by Cython (pure-Python mode, cstreams/_core/produce.pxd) so the loop ru
 from __future__ import annotations
 
 
-def produce_batch(producer, topic, values, keys, partitions, timestamps=None, headers=None,
+def produce_batch(producer, topic, *, keys, values, partitions, timestamps=None, headers=None,
                   last_on_delivery=None, poll_timeout=0.05):
     """Produce ``len(keys)`` records: ``values[i]``, ``keys[i]`` to ``partitions[i]`` (an int
     list, or one int for all), with ``timestamps[i]`` (None: 0, the producer's clock) and
@@ -19,8 +19,16 @@ def produce_batch(producer, topic, values, keys, partitions, timestamps=None, he
 
     A full local queue (BufferError) is served by ``producer.poll(poll_timeout)`` and the batch
     goes on from the record that did not fit; every record is produced once, in order.
-    Returns the number of records produced.
+    Returns the number of records produced. The columns go by keyword: confluent-kafka's
+    ``produce`` takes the value before the key, the record collector's ``send_batch`` the key
+    before the value; naming them leaves no order to get wrong.
     """
+    return _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
+                          last_on_delivery, poll_timeout)
+
+
+def _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
+                   last_on_delivery, poll_timeout):
     ks = keys if type(keys) is list else list(keys)
     vs = values if type(values) is list else list(values)
     n = len(ks)

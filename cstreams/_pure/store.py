@@ -204,8 +204,9 @@ class KeyValueStore:
 
     # --- cache and lifecycle ----------------------------------------------------------------
     def _shrink(self):
-        """Over the bound after reads: drop the oldest clean entries; flush only when the
-        dirty ones alone pass the bound."""
+        """Over the bound after reads: drop clean entries in insertion order (the first
+        cached first, however recently read); flush only when the dirty ones alone pass the
+        bound."""
         cache, dirty = self._cache, self._dirty
         excess = len(cache) - self.cache_max_entries // 2
         if excess > 0:
@@ -215,9 +216,10 @@ class KeyValueStore:
             self._evict()
 
     def _evict(self):
-        """Over the bound: flush, then drop the older half of the entries. Transactional
-        mode: drop only clean entries, oldest first (a dirty one may not reach the backend
-        before its transaction commits); the dirty ones stay until the commit."""
+        """Over the bound: flush, then drop the first-inserted half of the entries (insertion
+        order, not recency of use). Transactional mode: drop only clean entries, in insertion
+        order (a dirty one may not reach the backend before its transaction commits); the
+        dirty ones stay until the commit."""
         if self.transactional:
             self._drop_clean()
             return

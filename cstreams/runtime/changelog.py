@@ -51,10 +51,12 @@ class ChangelogProducer:
                 txn.begin()
             # No default callback on the transactional producer: only the last record, the
             # highest offset of this partition's send, reports its delivery.
-            self.sent += _produce.produce_batch(self.producer, topic, vbs, kbs, partition,
+            self.sent += _produce.produce_batch(self.producer, topic, keys=kbs, values=vbs,
+                                                partitions=partition,
                                                 last_on_delivery=self._on_delivery)
             return
-        self.sent += _produce.produce_batch(self.producer, topic, vbs, kbs, partition)
+        self.sent += _produce.produce_batch(self.producer, topic, keys=kbs, values=vbs,
+                                            partitions=partition)
 
     def poll(self):
         self.producer.poll(0)

@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import time
 
+from cstreams.errors import CommitError, TransactionAbortedError, TransactionError
 from cstreams.internals import kafka
-from cstreams.runtime.errors import CommitError, TransactionAbortedError, TransactionError
 
 log = logging.getLogger("cstreams.commit")
 

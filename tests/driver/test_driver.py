@@ -219,7 +219,6 @@ def test_skip_handler_drops_only_bad_records():
     with TopologyTestDriver(wordcount(), error_handler=handler) as d:
         d.pipe_raw("lines", [None, None, None], [b"a", b"\xff", b"a b"])
         assert [(r.key, r.value) for r in d.output("counts")] == [("a", 1), ("a", 2), ("b", 1)]
-        assert handler.skipped == 1
         assert sum(t.metrics["records_skipped"] for t in d.tasks().values()) == 1
 
 

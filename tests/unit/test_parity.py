@@ -1010,8 +1010,10 @@ class _FakeProducer:
 
 def test_produce_batch_columns_in_order(impl):
     p = _FakeProducer()
-    n = impl.produce.produce_batch(p, "out", [b"v1", None, b"v3"], [b"k1", b"k2", None],
-                                   [0, 1, -1], [10, None, 30], [None, [("h", b"x")], None])
+    n = impl.produce.produce_batch(p, "out", values=[b"v1", None, b"v3"],
+                                   keys=[b"k1", b"k2", None], partitions=[0, 1, -1],
+                                   timestamps=[10, None, 30],
+                                   headers=[None, [("h", b"x")], None])
     assert n == 3
     assert p.produced == [("out", b"v1", b"k1", 0, None, 10, None),
                           ("out", None, b"k2", 1, None, 0, [("h", b"x")]),
@@ -1021,17 +1023,20 @@ def test_produce_batch_columns_in_order(impl):
 def test_produce_batch_one_partition_and_last_callback(impl):
     p = _FakeProducer()
     cb = object()
-    impl.produce.produce_batch(p, "cl", (b"a", b"b"), (b"ka", b"kb"), 5, last_on_delivery=cb)
+    impl.produce.produce_batch(p, "cl", values=(b"a", b"b"), keys=(b"ka", b"kb"), partitions=5,
+                               last_on_delivery=cb)
     assert [r[3] for r in p.produced] == [5, 5]
     assert [r[4] for r in p.produced] == [None, cb]
     assert [r[5] for r in p.produced] == [0, 0]
-    assert impl.produce.produce_batch(p, "cl", [], [], 5, last_on_delivery=cb) == 0
+    assert impl.produce.produce_batch(p, "cl", keys=[], values=[], partitions=5,
+                                      last_on_delivery=cb) == 0
 
 
 def test_produce_batch_full_queue_polls_and_resumes(impl):
     p = _FakeProducer(room=3)
     keys = [str(i).encode() for i in range(10)]
-    assert impl.produce.produce_batch(p, "out", keys, keys, [0] * 10, poll_timeout=0.01) == 10
+    assert impl.produce.produce_batch(p, "out", keys=keys, values=keys, partitions=[0] * 10,
+                                      poll_timeout=0.01) == 10
     assert [r[2] for r in p.produced] == keys      # each once, in order
     assert p.polls == [0.01, 0.01, 0.01]
 
@@ -1039,11 +1044,14 @@ def test_produce_batch_full_queue_polls_and_resumes(impl):
 def test_produce_batch_length_mismatch(impl):
     p = _FakeProducer()
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k", b"k2"], [0, 0])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k", b"k2"], partitions=[0, 0])
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0, 1])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k"], partitions=[0, 1])
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0], [1, 2])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k"], partitions=[0],
+                                   timestamps=[1, 2])
+    with pytest.raises(TypeError):
+        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0])  # columns go by keyword
     assert p.produced == []
 
 
@@ -1052,7 +1060,7 @@ def test_produce_batch_other_errors_propagate(impl):
         def produce(self, *args):
             raise TypeError("bad value")
     with pytest.raises(TypeError):
-        impl.produce.produce_batch(Failing(), "out", [b"v"], [b"k"], [0])
+        impl.produce.produce_batch(Failing(), "out", values=[b"v"], keys=[b"k"], partitions=[0])
 
 
 # --- reuse of consumed key bytes --------------------------------------------------------------
