@@ -354,3 +354,56 @@ def test_builtin_filter_and_flat_map_keep_timestamps_and_headers():
         assert [(r.key, r.value, r.timestamp, r.headers) for r in d.output("o")] == [
             ("a", "x", 1, [("h", b"1")]), ("a", "x!", 1, [("h", b"1")]),
             ("c", "y", 3, [("h", b"3")]), ("c", "y!", 3, [("h", b"3")])]
+
+
+class _Message:
+    """What confluent-kafka's consume() returns, as the stream thread reads it."""
+
+    def __init__(self, partition, offset):
+        self._p, self._o = partition, offset
+
+    def error(self):
+        return None
+
+    def topic(self):
+        return "in"
+
+    def partition(self):
+        return self._p
+
+    def offset(self):
+        return self._o
+
+    def key(self):
+        return f"k{self._o}".encode()
+
+    def value(self):
+        return str(self._o).encode()
+
+    def timestamp(self):
+        return (1, 1000 + self._o)
+
+    def headers(self):
+        return None
+
+
+def test_a_poll_of_10000_records_over_4_partitions_is_4_process_batch_calls():
+    # DESIGN: batches are real. The stream thread's path: one consume() result, grouped by
+    # partition, each group through its partition's task.
+    from cstreams._impl import grouping
+    from cstreams.internals.task import Task
+
+    topo = cs.Topology()
+    topo.add_source("in", topics=["in"])
+    topo.add_processor("sizes", BatchSizes, parents=["in"])
+    sub = topo.subtopologies[0]
+    tasks = {p: Task(topo, sub, p, None) for p in range(4)}
+    for task in tasks.values():
+        task.init()
+    polled = [_Message(i % 4, i // 4) for i in range(10_000)]    # partitions interleaved
+    BatchSizes.sizes = []
+    batches, errors = grouping.group_messages(polled)
+    assert errors == []
+    for batch in batches:
+        tasks[batch.partition].process(batch)
+    assert BatchSizes.sizes == [(2500, list(range(2500)))] * 4

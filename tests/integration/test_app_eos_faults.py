@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -211,6 +212,24 @@ def count_uncommitted(bootstrap, topic, at_least, timeout=30.0):
     return n
 
 
+def wait_uncommitted_record(bootstrap, topic, key, value, timeout=30.0):
+    """Wait until a read_uncommitted reader sees the record (key, value) on ``topic``: output
+    of a transaction still open has reached the broker."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_uncommitted", **FAST_GROUP})
+    c.subscribe([topic])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for m in c.consume(1000, 0.2):
+                if m.error() is None and m.key() == key and m.value() == value:
+                    return
+        raise AssertionError(f"{topic} never showed {key!r} -> {value!r}")
+    finally:
+        c.close()
+
+
 def log_text(path):
     return path.read_text(errors="replace")
 
@@ -247,8 +266,12 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
             broker, app_id, src, parts).values()) >= first,
             timeout=60, interval=0.3, what="the first input committed")
         feeder.start()
-        wait_for(marker.exists, timeout=60, what="the app to block inside a transaction")
-        time.sleep(0.5)           # the open transaction's output reaches the broker
+        wait_for(lambda: marker.exists() and marker.read_text(), timeout=60,
+                 what="the app to block inside a transaction")
+        # The marker record's count, forwarded inside the open transaction, is on the broker
+        # before the kill (waited for, not assumed after a sleep).
+        armed = int(marker.read_text())
+        wait_uncommitted_record(broker.bootstrap_servers, out, b"k0", struct.pack(">q", armed))
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
