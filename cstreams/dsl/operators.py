@@ -238,18 +238,18 @@ class _Emitter(BatchProcessor):
         if self.cache:
             ctx.on_flush(self._flush)
 
-    def _emit(self, keys, news, olds, batch):
-        """``keys``, ``news`` and ``olds`` line up with ``batch``. ``olds`` is a list, or a
-        callable returning it (called only when old values are sent)."""
+    def _emit(self, keys, news, olds, timestamps, like=None):
+        """``olds`` is a list, or a callable returning it (called only when old values are
+        sent). ``like``: the batch the outputs line up with, if they do (forward_batch)."""
         if self.send_old and callable(olds):
             olds = olds()
         if not self.cache:
             if self.send_old:
                 news = [Change(n, o) for n, o in zip(news, olds)]
-            self.ctx.forward_batch(keys, news, like=batch)
+            self.ctx.forward_batch(keys, news, timestamps, like=like)
             return
         self._new.update(zip(keys, news))
-        self._ts.update(zip(keys, batch.timestamps))
+        self._ts.update(zip(keys, timestamps))
         if self.send_old:
             # First old value per key of this batch; those already pending win.
             first = dict(zip(reversed(keys), reversed(olds)))
@@ -308,7 +308,8 @@ class StreamCount(_Emitter):
             return
         kbs = self.ctx.reused_key_bytes(keys, self.store.key_serde)
         counts = _counting.count_batch(self.store, keys, kbs)
-        self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch)
+        self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch.timestamps,
+                   like=batch)
 
 
 class StreamAggregate(_Emitter):
@@ -345,7 +346,7 @@ class StreamAggregate(_Emitter):
             news.append(new)
             olds.append(old)
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, news, olds, batch)
+        self._emit(keys, news, olds, batch.timestamps, like=batch)
 
 
 class TableSource(_Emitter):
@@ -371,7 +372,7 @@ class TableSource(_Emitter):
             olds.append(current[k])
             current[k] = v
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, values, olds, batch)
+        self._emit(keys, values, olds, batch.timestamps, like=batch)
 
 
 class TableAggregate(_Emitter):
@@ -409,7 +410,7 @@ class TableAggregate(_Emitter):
             news.append(agg)
             olds.append(old)
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, news, olds, batch)
+        self._emit(keys, news, olds, batch.timestamps, like=batch)
 
 
 class _TableOp(BatchProcessor):
