@@ -21,7 +21,7 @@ cdef class KeyValueStore:
     cdef public dict _dirty    # serialized keys written since the last flush, in write order
 
     @cython.locals(serde=Serde)
-    cpdef object _key_bytes(self, object key)
+    cdef object _key_bytes(self, object key)
     cpdef list keys_bytes(self, object keys)
     cpdef object get(self, object key)
     cpdef put(self, object key, object value)
@@ -36,6 +36,6 @@ cdef class KeyValueStore:
     @cython.locals(dirty=dict, cache=dict, kbs=list, values=list)
     cpdef Py_ssize_t flush(self) except -1
     @cython.locals(cache=dict, dirty=dict)
-    cpdef _shrink(self)
+    cdef _shrink(self)
     @cython.locals(cache=dict)
-    cpdef _evict(self)
+    cdef _evict(self)
