@@ -31,6 +31,18 @@ def sources():
     return sorted(out)
 
 
+def _stale_one_source_c_files(sources):
+    """Cython's dependency scan finds a .py module's .pxd only beside the .py, not under the
+    compiled module's name (cstreams/_core/<x>.pxd): drop a generated .c older than any core
+    .pxd so that it is regenerated."""
+    newest_pxd = max(os.path.getmtime(p) for p in glob.glob("cstreams/_core/*.pxd"))
+    for _name, path in sources:
+        c_file = path[:-3] + ".c"
+        if path.endswith(".py") and os.path.exists(c_file) and \
+                os.path.getmtime(c_file) < newest_pxd:
+            os.remove(c_file)
+
+
 def extensions():
     from Cython.Build import cythonize
 
@@ -40,10 +52,12 @@ def extensions():
         directives.update(linetrace=True, boundscheck=True, wraparound=True,
                           initializedcheck=True)
         macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
+    modules = sources()
+    _stale_one_source_c_files(modules)
     exts = [
         Extension(f"cstreams._core.{name}", [path], define_macros=macros,
                   extra_compile_args=["-O2"] if not DEBUG else ["-O0", "-g"])
-        for name, path in sources()
+        for name, path in modules
     ]
     return cythonize(exts, compiler_directives=directives, annotate=DEBUG,
                      include_path=["."], nthreads=int(os.environ.get("CSTREAMS_BUILD_JOBS", "2")))
