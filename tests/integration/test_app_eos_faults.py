@@ -35,7 +35,7 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-from confluent_kafka import Consumer, KafkaError  # noqa: E402
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition  # noqa: E402
 from helpers import (  # noqa: E402
     FAST_GROUP,
     committed,
@@ -212,13 +212,13 @@ def count_uncommitted(bootstrap, topic, at_least, timeout=30.0):
     return n
 
 
-def wait_uncommitted_record(bootstrap, topic, key, value, timeout=30.0):
+def wait_uncommitted_record(bootstrap, topic, partitions, key, value, timeout=30.0):
     """Wait until a read_uncommitted reader sees the record (key, value) on ``topic``: output
-    of a transaction still open has reached the broker."""
+    of a transaction still open has reached the broker. Partitions are assigned, not
+    subscribed: no group join, so the wait is as short as the delivery itself."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "isolation.level": "read_uncommitted", **FAST_GROUP})
-    c.subscribe([topic])
+                  "enable.auto.commit": False, "isolation.level": "read_uncommitted"})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -242,7 +242,8 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
     spec = write_topology(tmp_path, src, out)
     state = tmp_path / "state"
     marker = tmp_path / "paused"
-    first, chunks, chunk = 300, 20, 30
+    # The feed goes on for ~6 s after the marker: the kill lands while input still arrives.
+    first, chunks, chunk = 300, 40, 30
     total = first + chunks * chunk + 1          # + the marker record
     produce(broker.bootstrap_servers, src, records(0, first))
 
@@ -271,7 +272,8 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
         # The marker record's count, forwarded inside the open transaction, is on the broker
         # before the kill (waited for, not assumed after a sleep).
         armed = int(marker.read_text())
-        wait_uncommitted_record(broker.bootstrap_servers, out, b"k0", struct.pack(">q", armed))
+        wait_uncommitted_record(broker.bootstrap_servers, out, parts, b"k0",
+                                struct.pack(">q", armed))
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
