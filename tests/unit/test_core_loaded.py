@@ -41,8 +41,9 @@ def test_module_list_is_complete(monkeypatch):
     core = {p.stem for p in CORE.glob("*.pyx")} | {
         p.stem for p in CORE.glob("*.pxd") if not p.stem.startswith("_")}
     assert core == listed
+    # Every core module has its pure source (pure-only helpers may live beside them).
     pure = {p.stem for p in PURE.glob("*.py") if not p.stem.startswith("_")}
-    assert pure == listed
+    assert listed <= pure
     for name in listed:
         assert getattr(_impl, name).__name__.rsplit(".", 1)[1] == name
 
