@@ -23,8 +23,8 @@ import json
 import struct
 import threading
 
+from cstreams import serde as _serde
 from cstreams.errors import SerdeError
-from cstreams.serde import Serde
 
 _MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -161,7 +161,7 @@ def _short(obj):
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-class RegistrySerde(Serde):
+class RegistrySerde(_serde.Serde):  # type: ignore[misc,valid-type]
     """Base of the schema registry serdes: one format, one registry, bound to a topic and to
     the key or value field (the subject of TopicNameStrategy is ``<topic>-key`` or
     ``<topic>-value``). The topology binds a serde to its source, sink or store."""
@@ -183,8 +183,8 @@ class RegistrySerde(Serde):
         self.is_key = bool(is_key)
         self.options = options
         self._serializer = None
-        self._writers: dict = {}     # schema id -> record -> payload bytes
-        self._readers: dict = {}     # schema id -> wire bytes -> object
+        self._writers = {}     # schema id -> record -> payload bytes
+        self._readers = {}     # schema id -> wire bytes -> object
         self._lock = threading.Lock()
         self._setup()
 
