@@ -101,10 +101,10 @@ class SchemaRegistry:
         return reg
 
     def call(self, what, fn, *args):
-        """``fn(*args)``; a registry that could not be reached (a transport error, or an HTTP
+        """``fn(*args)``. A registry that could not be reached (a transport error, or an HTTP
         5xx/408/429 answer, after the client's retries) becomes a RegistryUnavailableError
-        naming the registry and ``what``; any other answer (unknown id, invalid schema) is
-        raised as it is."""
+        naming the registry and ``what`` (a string, or a callable that gives one); any other
+        answer (unknown id, invalid schema) is raised as it is."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
@@ -118,6 +118,8 @@ class SchemaRegistry:
             if not _is_transport_error(e):
                 raise
             last = e
+        if callable(what):
+            what = what()
         raise RegistryUnavailableError(
             f"schema registry {self.url} unreachable ({what}) after {self.attempts} "
             f"attempts: {type(last).__name__}: {last}"
@@ -183,6 +185,7 @@ class RegistrySerde(_serde.Serde):  # type: ignore[misc,valid-type]
         self.is_key = bool(is_key)
         self.options = options
         self._serializer = None
+        self._ctx = None
         self._writers = {}     # schema id -> record -> payload bytes
         self._readers = {}     # schema id -> wire bytes -> object
         self._lock = threading.Lock()
@@ -210,10 +213,12 @@ class RegistrySerde(_serde.Serde):  # type: ignore[misc,valid-type]
                 "subject.name.strategy": self._strategy}
 
     def _context(self):
-        from confluent_kafka.serialization import MessageField, SerializationContext
+        if self._ctx is None:
+            from confluent_kafka.serialization import MessageField, SerializationContext
 
-        return SerializationContext(self.topic, MessageField.KEY if self.is_key
-                                    else MessageField.VALUE)
+            self._ctx = SerializationContext(self.topic, MessageField.KEY if self.is_key
+                                             else MessageField.VALUE)
+        return self._ctx
 
     def subject(self, record_name=None):
         """The subject this serde registers under (or looks up), when the strategy can tell."""
@@ -232,8 +237,9 @@ class RegistrySerde(_serde.Serde):  # type: ignore[misc,valid-type]
                 if self._serializer is None:
                     self._serializer = self._make_serializer()
         try:
-            data = self.registry.call(f"serializing for subject {self.subject_for(obj)!r}",
-                                      self._serializer, obj, self._context())
+            data = self.registry.call(
+                lambda: f"serializing for subject {self.subject_for(obj)!r}",
+                self._serializer, obj, self._context())
         except RegistryUnavailableError as e:
             raise RegistryUnavailableError(str(e), i) from e.__cause__
         except Exception as e:
@@ -451,9 +457,11 @@ class JsonSchemaSerde(RegistrySerde):
         self._schema_str = schema
         self._to_dict = self.options.get("to_dict")
         self._from_dict = self.options.get("from_dict")
-        self._validator = None
+        self._validator = self._title = None
         if schema is not None:
-            self._validator = _validator(json.loads(schema))
+            parsed = json.loads(schema)
+            self._validator = _validator(parsed)
+            self._title = parsed.get("title") if isinstance(parsed, dict) else None
 
     def _make_serializer(self):
         if self._schema_str is None and not self.use_latest:
@@ -463,9 +471,7 @@ class JsonSchemaSerde(RegistrySerde):
                                            conf=self._serializer_conf())
 
     def _record_name(self, obj):
-        if self._schema_str is None:
-            return None
-        return json.loads(self._schema_str).get("title")
+        return self._title
 
     def _make_writer(self, schema, schema_id):
         import orjson
