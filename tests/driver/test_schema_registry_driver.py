@@ -179,3 +179,21 @@ def test_bad_records_go_to_the_dead_letter_topic_with_their_error(fmt):
     assert "does not match" in errors[2]
     assert [dict(h)[handlers.OFFSET_HEADER] for _k, _v, _t, h, _p in dead] == [
         b"2", b"4", b"5"]
+
+
+def test_unreachable_registry_reaches_the_handler_naming_registry_and_schema_id():
+    from cstreams.devbroker import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    topo = cs.Topology()
+    topo.add_source("orders", topics=["orders"], key_serde=cs.serde.STRING,
+                    value_serde=cs.serde.avro(url, ORDER, retries=1, retry_backoff_ms=10))
+    topo.add_sink("out", topic="copy", parents=["orders"], key_serde=cs.serde.STRING,
+                  value_serde=cs.serde.BYTES)
+    with TopologyTestDriver(topo, error_handler="fail") as d:
+        with pytest.raises(cs.DeserializationError) as e:
+            d.pipe_raw("orders", [b"k"], [b"\x00\x00\x00\x00\x01\x02"])
+    msg = str(e.value)
+    assert (e.value.topic, e.value.offset) == ("orders", 0)
+    assert url in msg and "unreachable" in msg and "schema id 1" in msg
+    assert "after 2 attempts" in msg

@@ -250,3 +250,14 @@ def test_missing_extra_is_an_import_error_naming_it(url, monkeypatch):
     monkeypatch.setitem(sys.modules, "jsonschema", None)
     with pytest.raises(ImportError, match=r"cstreams\[jsonschema\]"):
         cs.serde.json_schema(url, ORDER_JSON)
+
+
+def test_json_schema_reader_schema_reads_records_written_with_the_older_schema(url):
+    old = cs.serde.json_schema(url, ORDER_JSON).bind("orders", False)
+    data = old.serialize_batch(orders(3))
+    v2 = dict(ORDER_JSON, properties=dict(ORDER_JSON["properties"], note={"type": "string"}))
+    new = cs.serde.json_schema(url, v2).bind("orders", False)
+    assert new.deserialize_batch(data) == orders(3)
+    strict = dict(v2, required=ORDER_JSON["required"] + ["note"])
+    with pytest.raises(SerdeError, match="does not match its schema"):
+        cs.serde.json_schema(url, strict).bind("orders", False).deserialize_batch(data)
