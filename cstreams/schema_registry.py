@@ -23,7 +23,7 @@ import json
 import struct
 import threading
 
-from cstreams import serde as _serde
+from cstreams._impl import serde as _serde_impl
 from cstreams.errors import SerdeError
 
 _MAGIC = 0
@@ -163,7 +163,7 @@ def _short(obj):
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-class RegistrySerde(_serde.Serde):  # type: ignore[misc,valid-type]
+class RegistrySerde(_serde_impl.Serde):  # type: ignore[misc,valid-type]
     """Base of the schema registry serdes: one format, one registry, bound to a topic and to
     the key or value field (the subject of TopicNameStrategy is ``<topic>-key`` or
     ``<topic>-value``). The topology binds a serde to its source, sink or store."""
