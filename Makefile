@@ -10,7 +10,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams/_core/*.pxd)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams/_core/*.pxd \
+		cstreams/_pure/*.py)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -83,5 +84,6 @@ lint: install
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .benchmarks
-	rm -f cstreams/_core/*.c cstreams/_core/*.so cstreams/_core/*.html
+	rm -f cstreams/_core/*.c cstreams/_core/*.so cstreams/_core/*.html cstreams/_pure/*.c \
+		cstreams/_pure/*.html
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -90,7 +90,8 @@ def bench_produce(repeat):
     cases = {"python loop, timestamp= kwarg (before)":
              lambda p: _old_send(p, "out", keys, values, ts, parts),
              f"produce_batch ({impl.__name__.split('.')[1]})":
-             lambda p: impl.produce_batch(p, "out", values, keys, parts, ts)}
+             lambda p: impl.produce_batch(p, "out", keys=keys, values=values, partitions=parts,
+                                          timestamps=ts)}
     results = {name: [] for name in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
@@ -159,7 +160,7 @@ def bench_keys(repeat):
 
     import cstreams as cs
     from cstreams import processors, serde, stores
-    from cstreams.task import Task
+    from cstreams.internals.task import Task
 
     class Collector:
         def partitions_for(self, topic):
@@ -205,7 +206,7 @@ def bench_keys(repeat):
 
 
 def bench_checkpoint(repeat):
-    from cstreams.state.checkpoint import write_checkpoint
+    from cstreams.internals.state.checkpoint import write_checkpoint
 
     root = tempfile.mkdtemp(prefix="cstreams-ckpt-")
     dirs = [os.path.join(root, f"0_{p}") for p in range(8)]

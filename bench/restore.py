@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cstreams as cs  # noqa: E402
 from cstreams.devbroker import DevBroker  # noqa: E402
-from cstreams.kafka import make_producer  # noqa: E402
+from cstreams.internals.kafka import make_producer  # noqa: E402
 from cstreams.runtime.restore import StoreRestorer  # noqa: E402
 
 

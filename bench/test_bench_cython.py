@@ -1,5 +1,5 @@
 """The same per-key aggregation as a Cython BatchProcessor, a Python BatchProcessor and a Python
-per-record Processor, measured in one run through a real ``cstreams.task.Task``.
+per-record Processor, measured in one run through a real ``cstreams.internals.task.Task``.
 
 Aggregation: running sum of int64 values per string key (10,000 distinct keys), kept in a store,
 forwarding (key, sum) per record to a sink. The Cython variant is
@@ -29,7 +29,7 @@ import pytest
 
 import cstreams as cs
 from cstreams import serde, stores
-from cstreams.task import Task
+from cstreams.internals.task import Task
 
 BATCH_RECORDS = 10_000
 ROUND_RECORDS = 100_000
@@ -102,7 +102,7 @@ class SumBatch(cs.BatchProcessor):
             running[k] = s
             append(s)
         self.store.put_batch(distinct, [running[k] for k in distinct])
-        self.ctx.forward_batch(keys, out)
+        self.ctx.forward_batch(keys, out, like=batch)
 
 
 class ForwardOnly(cs.BatchProcessor):
@@ -112,7 +112,7 @@ class ForwardOnly(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 class SumEach(cs.Processor):

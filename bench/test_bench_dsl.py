@@ -1,10 +1,11 @@
 """The Streams DSL against hand-built Processor API topologies, in-process (no broker).
 
-Each case drives real ``cstreams.task.Task`` objects, as bench/test_bench_inprocess.py does
-(source deserialization, processors, stores, sink serialization and murmur2 partitioning; a
-collector and a changelog that only count), and alternates rounds of the two topologies of a
-pair in the same run: round i of A, round i of B, ... The figures are the median CPU
-microseconds per record of each and the median of the per-round ratios.
+Each case drives real ``cstreams.internals.task.Task`` objects, as
+bench/test_bench_inprocess.py does (source deserialization, processors, stores, sink
+serialization and murmur2 partitioning; a collector and a changelog that only count), and
+alternates rounds of the two topologies of a pair in the same run: round i of A, round i
+of B, ... The figures are the median CPU microseconds per record of each and the median of
+the per-round ratios.
 
 Pairs (each side does the same work, every output verified equal before timing):
   w1         W1: JSON values, 10,000 distinct string keys, count per key in a RocksDB store with
@@ -33,7 +34,7 @@ import pytest
 
 import cstreams as cs
 from cstreams import processors, serde, stores
-from cstreams.task import Task
+from cstreams.internals.task import Task
 
 BATCH_RECORDS = 10_000
 ROUND_RECORDS = 100_000

@@ -1,7 +1,7 @@
 """In-process benchmarks (no broker): the batch path against the per-record path, same run.
 
-Every case drives a real ``cstreams.task.Task`` (source deserialization, processor, stores,
-sink serialization and murmur2 partitioning) with a collector that only counts what it is
+Every case drives a real ``cstreams.internals.task.Task`` (source deserialization, processor,
+stores, sink serialization and murmur2 partitioning) with a collector that only counts what it is
 handed. A round is ROUND_RECORDS records in batches of BATCH_RECORDS, ending with the commit's
 store flush (one write batch per store), as the runtime does on commit.
 
@@ -38,7 +38,7 @@ import pytest
 
 import cstreams as cs
 from cstreams import processors, serde, stores
-from cstreams.task import Task
+from cstreams.internals.task import Task
 
 BATCH_RECORDS = 10_000
 ROUND_RECORDS = 100_000
@@ -119,7 +119,7 @@ class TransformBatch(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, [int(v) * 3 for v in batch.values])
+        self.ctx.forward_batch(batch.keys, [int(v) * 3 for v in batch.values], like=batch)
 
 
 class TransformEach(cs.Processor):
@@ -162,7 +162,7 @@ class ForwardBatch(cs.BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 class ForwardEach(cs.Processor):

@@ -25,7 +25,7 @@ from test_bench_inprocess import CountingChangelog, CountingCollector  # noqa: E
 
 import cstreams as cs
 from cstreams import processors, serde, stores
-from cstreams.task import Task
+from cstreams.internals.task import Task
 
 CUSTOMERS = 100_000
 ROUND_RECORDS = 100_000

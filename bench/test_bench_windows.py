@@ -25,7 +25,7 @@ import pytest
 import cstreams as cs
 from cstreams import serde
 from cstreams import windowed as W
-from cstreams.task import Task
+from cstreams.internals.task import Task
 from cstreams.windows import SessionWindows, TimeWindows
 
 RECORDS = 1_000_000

@@ -27,15 +27,11 @@ class FailHandler(ErrorHandler):
 
 
 class SkipHandler(ErrorHandler):
-    """Log and count the record, then go on."""
+    """Log and count the record (the task's ``records_skipped`` metric), then go on."""
 
     name = "skip"
 
-    def __init__(self):
-        self.skipped = 0
-
     def handle(self, error, record, task) -> bool:
-        self.skipped += 1
         task.metrics["records_skipped"] += 1
         log.warning("skipping record: %s", error)
         return True
@@ -52,13 +48,13 @@ NODE_HEADER = "cstreams.source.node"
 class DeadLetterHandler(ErrorHandler):
     """Send the original key and value bytes to ``topic`` with the error text and source
     coordinates in headers, then go on. The dead-letter record is produced like sink output,
-    so a commit waits for its acknowledgement."""
+    so a commit waits for its acknowledgement. Counted in the task's
+    ``records_dead_lettered`` metric."""
 
     name = "dead-letter"
 
     def __init__(self, topic):
         self.topic = topic
-        self.sent = 0
 
     def handle(self, error, record, task) -> bool:
         if record is None:
@@ -73,11 +69,10 @@ class DeadLetterHandler(ErrorHandler):
             (OFFSET_HEADER, str(record.offset).encode()),
             (NODE_HEADER, str(getattr(error, "node", "") or "").encode()),
         ]
-        task.collector.send_batch(
+        task.send(
             self.topic, [record.key], [record.value], [record.timestamp], [headers],
-            [record.partition % task.collector.partitions_for(self.topic)],
+            [record.partition % task.partitions_for(self.topic)],
         )
-        self.sent += 1
         task.metrics["records_dead_lettered"] += 1
         log.warning("dead-lettered record to %r: %s", self.topic, error)
         return True

@@ -18,7 +18,6 @@ sees a filtered or mapped table as current as its store without materializing it
 
 from __future__ import annotations
 
-from cstreams._impl import dispatch as _dispatch
 from cstreams.dsl.change import Change
 from cstreams.dsl.operators import _Emitter
 from cstreams.processor import BatchProcessor
@@ -103,28 +102,22 @@ class StreamTableJoin(BatchProcessor):
         joiner = self.joiner
         if self.left:
             out = [joiner(v, t) for v, t in zip(values, table_values)]
-            if whole:
-                self.ctx.forward_batch(keys, out)
-            else:
-                self.ctx.forward_batch(keys, out, batch.timestamps, batch.headers)
+            self.ctx.forward_batch(keys, out, like=batch)
             return
         hit = [i for i, t in enumerate(table_values) if t is not None]
         if len(hit) == len(keys):
             out = [joiner(v, t) for v, t in zip(values, table_values)]
-            if whole:
-                self.ctx.forward_batch(keys, out)
-            else:
-                self.ctx.forward_batch(keys, out, batch.timestamps, batch.headers)
+            self.ctx.forward_batch(keys, out, like=batch)
         elif hit:
             sub = batch.select(hit)
             out = [joiner(values[i], table_values[i]) for i in hit]
-            self.ctx.forward_batch(sub.keys, out, sub.timestamps, sub.headers)
+            self.ctx.forward_batch(sub.keys, out, like=sub)
 
     def _lookup(self, lookup, from_source):
         """The table's value per lookup key (None for a null key or a missing one)."""
         kbs = None
         if from_source:
-            kbs = _dispatch.reused_key_bytes(self.ctx._task, lookup, self.key_serde)
+            kbs = self.ctx.reused_key_bytes(lookup, self.key_serde)
         if None in lookup:
             present = [k for k in lookup if k is not None]
             if not present:
@@ -160,10 +153,10 @@ class TableUpsert(BatchProcessor):
             if not keys:
                 return
             self.store.put_batch(keys, batch.values)
-            self.ctx.forward_batch(keys, batch.values, batch.timestamps, batch.headers)
+            self.ctx.forward_batch(keys, batch.values, like=batch)
             return
         self.store.put_batch(keys, batch.values)
-        self.ctx.forward_batch(keys, batch.values)
+        self.ctx.forward_batch(keys, batch.values, like=batch)
 
 
 class TableTableJoin(_Emitter):
@@ -230,8 +223,8 @@ class TableTableJoin(_Emitter):
             return
         if self.send_old:
             out_new = [Change(n, o) for n, o in zip(out_new, out_old)]
-        # One record per key updated: the input batch's headers do not line up with them.
-        self.ctx.forward_batch(out_k, out_new, out_ts, [None] * len(out_k))
+        # One record per key updated: they do not line up with the input batch (no like=).
+        self.ctx.forward_batch(out_k, out_new, out_ts)
 
     @staticmethod
     def _values(getter, keys):

@@ -6,8 +6,7 @@ processor per task.
 
 from __future__ import annotations
 
-from cstreams._impl import dispatch as _dispatch
-from cstreams._impl import store as _store
+from cstreams._impl import counting as _counting
 from cstreams.processor import BatchProcessor
 
 
@@ -30,15 +29,15 @@ class BatchCountAggregator(BatchProcessor):
             keys = batch.keys
             if not keys:
                 return
-            counts = _store.count_batch(self.store, keys)
-            self.ctx.forward_batch(keys, counts, batch.timestamps)
+            counts = _counting.count_batch(self.store, keys)
+            self.ctx.forward_batch(keys, counts, like=batch)
             return
         kbs = None
         if self.key_serde is not None:
             # The consumed bytes when the keys come unchanged from a source with the same
             # exact round-trip serde; else None and the store serializes them.
-            kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.key_serde)
-        self.ctx.forward_batch(keys, _store.count_batch(self.store, keys, kbs))
+            kbs = self.ctx.reused_key_bytes(keys, self.key_serde)
+        self.ctx.forward_batch(keys, _counting.count_batch(self.store, keys, kbs), like=batch)
 
 
 class _FunctionProcessor(BatchProcessor):
@@ -57,7 +56,7 @@ class MapProcessor(_FunctionProcessor):
     def process_batch(self, batch):
         fn = self.fn
         pairs = [fn(k, v) for k, v in zip(batch.keys, batch.values)]
-        self.ctx.forward_batch([p[0] for p in pairs], [p[1] for p in pairs])
+        self.ctx.forward_batch([p[0] for p in pairs], [p[1] for p in pairs], like=batch)
 
 
 class MapValuesProcessor(_FunctionProcessor):
@@ -65,7 +64,7 @@ class MapValuesProcessor(_FunctionProcessor):
 
     def process_batch(self, batch):
         fn = self.fn
-        self.ctx.forward_batch(batch.keys, [fn(v) for v in batch.values])
+        self.ctx.forward_batch(batch.keys, [fn(v) for v in batch.values], like=batch)
 
 
 class FilterProcessor(_FunctionProcessor):
@@ -75,10 +74,10 @@ class FilterProcessor(_FunctionProcessor):
         pred = self.fn
         keep = [i for i, (k, v) in enumerate(zip(batch.keys, batch.values)) if pred(k, v)]
         if len(keep) == len(batch):
-            self.ctx.forward_batch(batch.keys, batch.values)
+            self.ctx.forward_batch(batch.keys, batch.values, like=batch)
         elif keep:
             sub = batch.select(keep)
-            self.ctx.forward_batch(sub.keys, sub.values, sub.timestamps, sub.headers)
+            self.ctx.forward_batch(sub.keys, sub.values, like=sub)
 
 
 class FlatMapProcessor(_FunctionProcessor):

@@ -170,7 +170,7 @@ def send_failed(sink, batch, exc, kbs, vbs, partitions):
             return
         headers = batch.headers
         try:
-            sink.task.collector.send_batch(
+            sink.task.send(
                 sink.topic, kbs[start:], vbs[start:], batch.timestamps[start:],
                 None if headers is None else headers[start:],
                 partitions if type(partitions) is int else partitions[start:])

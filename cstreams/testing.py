@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from cstreams._impl import record as _record
 from cstreams.errors import CStreamsError
+from cstreams.internals.task import Task
 from cstreams.processor import PunctuationType
-from cstreams.task import Task
 from cstreams.topology import Topology
 
 

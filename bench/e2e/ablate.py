@@ -56,7 +56,7 @@ def apply(names: list[str]) -> None:
         from cstreams._impl import produce
         produce.produce_batch = _python_produce_loop
     if "keys" in names:
-        from cstreams.task import Task
+        from cstreams.internals.task import Task
         Task._key_origin = property(lambda self: None, lambda self, value: None)
     if "checkpoint" in names:
         from cstreams.runtime.task_manager import TaskManager

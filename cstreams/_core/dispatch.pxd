@@ -1,8 +1,17 @@
-# Public declarations of the dispatch layer; ProcessorContext is what Cython processors use.
+# Declarations of the dispatch layer, compiled from cstreams/_pure/dispatch.py (Cython
+# pure-Python mode). ProcessorContext is what Cython processors use (cstreams.api).
 
-from libc.stdint cimport int32_t
+cimport cython
 
+from cstreams._core.processor cimport BatchProcessor
 from cstreams._core.record cimport RecordBatch
+
+
+cdef tuple _ROUND_TRIP
+
+
+@cython.locals(snapshot=tuple, lkeys=list, n=Py_ssize_t, i=Py_ssize_t)
+cdef object _reused_key_bytes(object origin, object keys, object serde)
 
 
 cdef class _Output:
@@ -15,35 +24,42 @@ cdef class _Output:
     cdef public bint has_headers
 
     cpdef clear(self)
-    cdef int _own(self) except -1
-    cdef int add(self, object key, object value, object timestamp, object offset,
-                 object headers) except -1
-    cdef int add_all(self, object keys, object values, object timestamps, object offsets,
-                     object headers) except -1
+    cpdef _own(self)
+    cpdef append(self, object key, object value, object timestamp, object offset,
+                 object headers)
+    cpdef extend(self, object keys, object values, object timestamps, object offsets,
+                 object headers)
     cpdef object take(self, object topic, object partition)
 
 
 cdef class ProcessorContext:
     cdef public object _node
-    cdef public object _task
-    cdef RecordBatch _current
-    cdef object _max_ts             # the current batch's latest timestamp, once computed
-    cdef public Py_ssize_t _index
+    cdef public object _task         # a TaskContext
+    cdef public RecordBatch _batch      # the input batch in hand (None in a punctuation)
+    cdef public Py_ssize_t _index       # the record in hand, -1: the whole batch
     cdef public object _punctuation_ts
-    cdef public list _outputs       # (child, _Output) per child, in child order
+    cdef public object _max_ts          # the latest timestamp of _max_ts_of
+    cdef public object _max_ts_of
+    cdef public list _outputs           # (child, _Output) per child, in child order
+    cdef public list _outs              # the _Output objects of _outputs
     cdef public dict _by_name
-    cdef list _outs                 # the _Output objects of _outputs
 
-    cdef int _set_batch(self, RecordBatch batch) except -1
-    cdef object _timestamp(self)
-    cdef object _offset(self)
-    cdef object _headers(self)
-    cdef _Output _target(self, object to)
+    @cython.locals(b=RecordBatch)
+    cpdef object _offset(self)
+    @cython.locals(b=RecordBatch)
+    cpdef object _timestamp(self)
+    @cython.locals(b=RecordBatch)
+    cpdef object _headers(self)
+    cpdef _Output _target(self, object to)
+    @cython.locals(out=_Output)
     cpdef forward(self, key, value, timestamp=*, headers=*, to=*)
-    cpdef forward_batch(self, keys, values, timestamps=*, headers=*, to=*)
-    cpdef object get_store(self, object name)
+    @cython.locals(out=_Output, lb=RecordBatch, n=Py_ssize_t)
+    cpdef forward_batch(self, keys, values, timestamps=*, headers=*, to=*, like=*)
+    @cython.locals(out=_Output)
     cpdef _flush_outputs(self, topic, partition)
+    @cython.locals(out=_Output)
     cpdef _discard_outputs(self)
+    cpdef object get_store(self, object name)
 
 
 cdef class Node:
@@ -51,7 +67,7 @@ cdef class Node:
     cdef public object name
     cdef public list children
     cdef public object store_names
-    cdef public object task
+    cdef public object task          # a TaskContext
     cdef public Py_ssize_t records     # records this node received (sources: consumed)
     cdef public Py_ssize_t batches     # batches this node received
 
@@ -67,6 +83,13 @@ cdef class ProcessorNode(Node):
     cdef public bint is_batch
     cdef public ProcessorContext context
 
+    @cython.locals(ctx=ProcessorContext)
+    cpdef process_batch(self, RecordBatch batch)
+    @cython.locals(proc=BatchProcessor)
+    cpdef _run_batch(self, RecordBatch batch)
+    @cython.locals(ctx=ProcessorContext, i=Py_ssize_t, n=Py_ssize_t)
+    cpdef _run_each(self, RecordBatch batch)
+
 
 cdef class SinkNode(Node):
     cdef public object topic
@@ -74,5 +97,4 @@ cdef class SinkNode(Node):
     cdef public object value_serde
     cdef public object partitioner
 
-
-cdef int32_t murmur2_buffer(const unsigned char *data, Py_ssize_t length) noexcept nogil
+    cpdef process_batch(self, RecordBatch batch)

@@ -2,12 +2,7 @@
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 
-
-cdef inline list _as_list(object column):
-    # Columns are lists; another sequence is copied into one (the pure twin keeps it as is).
-    if type(column) is list:
-        return <list>column
-    return list(column)
+from cstreams._core._capi cimport _as_list
 
 
 cdef class Record:

@@ -18,10 +18,12 @@ from libc.string cimport memcpy
 
 from cstreams.errors import SerdeError
 
-cdef extern from "Python.h":
-    long long PyLong_AsLongLongAndOverflow(object obj, int *overflow) except? -1
-    object PyLong_FromLongLong(long long v)
-    object PyFloat_FromDouble(double v)
+from cstreams._core._capi cimport (
+    PyFloat_FromDouble,
+    PyLong_AsLongLongAndOverflow,
+    PyLong_FromLongLong,
+    _as_list,
+)
 
 _INT32_STRUCT = struct.Struct(">i")
 _INT64_STRUCT = struct.Struct(">q")
@@ -40,12 +42,6 @@ cdef enum:
 def _short(obj):
     r = repr(obj)
     return r if len(r) <= 60 else r[:57] + "..."
-
-
-cdef inline list _as_list(object seq):
-    if type(seq) is list:
-        return <list>seq
-    return list(seq)
 
 
 cdef object _raise_serialize_at(Serde serde, object objs, Py_ssize_t i):

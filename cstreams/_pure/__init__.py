@@ -1,5 +1,5 @@
-"""Pure-Python twins of the compiled core in ``cstreams._core``.
+"""The pure-Python core: the one-source modules (compiled into ``cstreams._core`` when the
+extensions are built) and the small pure twins of the hand-written C kernels.
 
-Each module here has the same public names and semantics as its compiled twin; the selector in
 ``cstreams._impl`` decides which set is imported.
 """

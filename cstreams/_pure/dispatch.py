@@ -1,5 +1,9 @@
 """Batch dispatch through a task's node graph: source, processor and sink nodes and the
-processor context with its per-child output buffers."""
+processor context with its per-child output buffers.
+
+One source for both builds: run as is on the pure-Python path, compiled by Cython (pure-Python
+mode, declarations in cstreams/_core/dispatch.pxd) into cstreams._core.dispatch.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from cstreams.errors import (
     SerializationError,
 )
 
+from .partitioner import murmur2, murmur2_partitions
 from .processor import BatchProcessor
 from .record import Record, RecordBatch
 from .serde import BYTES, INT32, INT64, STRING
@@ -18,6 +23,54 @@ from .serde import BYTES, INT32, INT64, STRING
 # Serdes whose serialize(deserialize(b)) == b for every b they accept: for keys that still are
 # the very objects these decoded, the consumed bytes are their serialization.
 _ROUND_TRIP = (BYTES, STRING, INT32, INT64)
+
+
+class TaskContext:
+    """What a node and its processor context may ask of the task that runs them, and nothing
+    else: the declared internal interface of the dispatch layer (as Kafka Streams'
+    InternalProcessorContext). ``cstreams.internals.task.Task`` implements it; every node
+    gets its task in its constructor.
+
+    ``application_id``, ``task_id``, ``partition``; ``stream_time`` (-1 before the first
+    record); ``stores`` (name -> store); ``commit_requested`` (set when a processor asks for a
+    commit); ``_key_origin`` (set by the source of the batch in hand, see ``key_origin()``).
+    """
+
+    def __init__(self, application_id, task_id, partition, collector):
+        self.application_id = application_id
+        self.task_id = task_id
+        self.partition = partition
+        self.collector = collector
+        self.stream_time = -1
+        self.stores = {}
+        self.commit_requested = False
+        # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
+        # node (key_origin()): sinks and stores reuse the bytes of keys passed on unchanged.
+        self._key_origin = None
+
+    def partitions_for(self, topic):
+        """The partition count of the sink topic ``topic``."""
+        return self.collector.partitions_for(topic)
+
+    def send(self, topic, keys, values, timestamps, headers, partitions):
+        """Hand one sink batch of serialized records to the task's record collector."""
+        self.collector.send_batch(topic, keys, values, timestamps, headers, partitions)
+
+    def schedule(self, node, interval_ms, punctuation_type, callback):
+        """Schedule ``callback`` as a punctuation of ``node``; returns a Cancellable."""
+        raise NotImplementedError
+
+    def on_flush(self, node, callback):
+        """Call ``callback(stream_time)`` as a punctuation of ``node`` at every commit."""
+        raise NotImplementedError
+
+    def handle_error(self, error, raw_record, cause=None):
+        """Let the error handler decide; raise ``error`` unless it says skip."""
+        raise NotImplementedError
+
+    def error_handler_fails(self, error):
+        """Whether the error handler fails on ``error`` (no per-record retry is worth it)."""
+        raise NotImplementedError
 
 
 def key_origin(keys, raw_keys, serde):
@@ -33,16 +86,23 @@ def reused_key_bytes(task, keys, serde):
     """The consumed key bytes when ``keys`` are, element by element, the very objects the
     source of the batch in hand decoded with ``serde`` (the same exact round-trip serde);
     else None. Identity per element, so a list changed in place is not mistaken for them."""
-    origin = getattr(task, "_key_origin", None)
+    return _reused_key_bytes(task._key_origin, keys, serde)
+
+
+def _reused_key_bytes(origin, keys, serde):
     if origin is None or type(keys) is not list:
         return None
-    snapshot, raw, oserde = origin
-    if serde is not oserde or len(keys) != len(snapshot):
+    snapshot = origin[0]
+    if serde is not origin[2]:
         return None
-    for a, b in zip(keys, snapshot):
-        if a is not b:
+    lkeys = keys
+    n = len(lkeys)
+    if n != len(snapshot):
+        return None
+    for i in range(n):
+        if lkeys[i] is not snapshot[i]:
             return None
-    return raw
+    return origin[1]
 
 
 class _Output:
@@ -51,8 +111,6 @@ class _Output:
     forward_batch() of a whole batch into an empty buffer keeps the caller's lists as they are
     (no copy); anything else appends to lists the buffer owns.
     """
-
-    __slots__ = ("keys", "values", "timestamps", "offsets", "headers", "owned", "has_headers")
 
     def __init__(self):
         self.clear()
@@ -138,6 +196,7 @@ class ProcessorContext:
         self._max_ts = -1
         self._max_ts_of = None
         self._outputs = [(child, _Output()) for child in node.children]
+        self._outs = [out for _, out in self._outputs]
         self._by_name = {child.name: i for i, child in enumerate(node.children)}
 
     # --- identity -------------------------------------------------------------------------
@@ -170,6 +229,9 @@ class ProcessorContext:
 
     @property
     def offset(self):
+        return self._offset()
+
+    def _offset(self):
         b = self._batch
         if b is None:
             return -1
@@ -179,6 +241,9 @@ class ProcessorContext:
 
     @property
     def timestamp(self):
+        return self._timestamp()
+
+    def _timestamp(self):
         b = self._batch
         if b is None:
             return self._punctuation_ts
@@ -191,6 +256,9 @@ class ProcessorContext:
 
     @property
     def headers(self):
+        return self._headers()
+
+    def _headers(self):
         b = self._batch
         if b is None or b.headers is None:
             return None
@@ -204,9 +272,7 @@ class ProcessorContext:
         return self._batch
 
     # --- forwarding -----------------------------------------------------------------------
-    def _targets(self, to):
-        if to is None:
-            return self._outputs
+    def _target(self, to):
         i = self._by_name.get(to)
         if i is None:
             raise ProcessingError(
@@ -214,48 +280,76 @@ class ProcessorContext:
                 f"{[c.name for c, _ in self._outputs]}",
                 node=self._node.name,
             )
-        return (self._outputs[i],)
+        return self._outs[i]
 
     def forward(self, key, value, timestamp=None, headers=None, to=None):
         """Send one record to the children (or the child named ``to``). Timestamp and
         headers default to the input record's."""
         if timestamp is None:
-            timestamp = self.timestamp
+            timestamp = self._timestamp()
         if headers is None:
-            headers = self.headers
-        offset = self.offset
-        for _, out in self._targets(to):
-            out.append(key, value, timestamp, offset, headers)
+            headers = self._headers()
+        offset = self._offset()
+        if to is None:
+            for out in self._outs:
+                out.append(key, value, timestamp, offset, headers)
+        else:
+            self._target(to).append(key, value, timestamp, offset, headers)
 
-    def forward_batch(self, keys, values, timestamps=None, headers=None, to=None):
-        """Send a batch of records (parallel lists) to the children. When ``timestamps`` (or
-        ``headers``) is None it comes from the input batch if that has as many records; else
-        the batch's latest timestamp is used for all, and no headers."""
+    def forward_batch(self, keys, values, timestamps=None, headers=None, to=None, like=None):
+        """Send a batch of records (parallel lists) to the children (or the child named ``to``).
+
+        ``like``: a batch the outputs line up with, position by position: the input batch, or
+        one derived from it (``batch.select(...)``, ``batch.with_columns(...)``). Output ``i``
+        then carries the offset of ``like``'s record ``i`` and, unless ``timestamps`` (or
+        ``headers``) is given, its timestamp (and headers).
+
+        Without ``like`` nothing is taken by position, whatever the lengths: every output
+        carries the offset of the input batch's last record; its timestamp is
+        ``timestamps[i]``, else the input batch's latest timestamp (in a punctuation: the
+        punctuation's time, which for a stream-time punctuation is stream time); headers are
+        ``headers[i]``, else none.
+        """
         n = len(keys)
         if len(values) != n:
             raise ProcessingError(
                 f"node {self._node.name!r}: forward_batch got {n} keys and {len(values)} values",
                 node=self._node.name,
             )
-        b = self._batch
-        if b is not None and len(b.keys) == n:
-            offsets = b.offsets
+        if like is not None:
+            lb = like
+            if len(lb.keys) != n:
+                raise ProcessingError(
+                    f"node {self._node.name!r}: forward_batch got {n} records like a batch of "
+                    f"{len(lb.keys)}; ``like`` must line up with the outputs",
+                    node=self._node.name,
+                )
+            offsets = lb.offsets
             if timestamps is None:
-                timestamps = b.timestamps
+                timestamps = lb.timestamps
             if headers is None:
-                headers = b.headers
+                headers = lb.headers
         else:
-            offsets = [self.offset] * n
+            offsets = [self._offset()] * n
             if timestamps is None:
-                timestamps = [self.timestamp] * n
+                timestamps = [self._timestamp()] * n
         if len(timestamps) != n:
             raise ProcessingError(
                 f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
                 f"for {n} records",
                 node=self._node.name,
             )
-        for _, out in self._targets(to):
-            out.extend(keys, values, timestamps, offsets, headers)
+        if headers is not None and len(headers) != n:
+            raise ProcessingError(
+                f"node {self._node.name!r}: forward_batch got {len(headers)} headers for {n} "
+                f"records",
+                node=self._node.name,
+            )
+        if to is None:
+            for out in self._outs:
+                out.extend(keys, values, timestamps, offsets, headers)
+        else:
+            self._target(to).extend(keys, values, timestamps, offsets, headers)
 
     def _flush_outputs(self, topic, partition):
         for child, out in self._outputs:
@@ -264,7 +358,7 @@ class ProcessorContext:
                 child.process_batch(batch)
 
     def _discard_outputs(self):
-        for _, out in self._outputs:
+        for out in self._outs:
             out.clear()
 
     # --- stores and punctuation -----------------------------------------------------------
@@ -272,8 +366,18 @@ class ProcessorContext:
         """``serde.serialize_batch(keys)``, or the consumed key bytes when ``keys`` are the
         ones the source decoded with the same exact round-trip serde (BYTES, STRING, INT32,
         INT64): no encoding twice of keys that pass through unchanged."""
-        kbs = reused_key_bytes(self._task, keys, serde)
+        kbs = _reused_key_bytes(self._task._key_origin, keys, serde)
         return serde.serialize_batch(keys) if kbs is None else kbs
+
+    def reused_key_bytes(self, keys, serde):
+        """The consumed key bytes when ``keys`` are the ones the source decoded with the same
+        exact round-trip serde, else None (see ``serialized_keys``)."""
+        return _reused_key_bytes(self._task._key_origin, keys, serde)
+
+    def on_flush(self, callback):
+        """Call ``callback(stream_time)`` at every commit, before the stores flush, as a
+        punctuation of this processor (what it forwards flows downstream)."""
+        self._task.on_flush(self._node, callback)
 
     def get_store(self, name):
         if name not in self._node.store_names:
@@ -292,21 +396,24 @@ class ProcessorContext:
 
 
 class Node:
+    """A node of one task's graph. The task comes with the constructor; children are added
+    (``add_child``) before ``init()``."""
+
     kind = "node"
 
-    def __init__(self, name):
+    def __init__(self, name, task):
         self.name = name
+        self.task = task
         self.children = []
         self.store_names = frozenset()
-        self.task = None
         self.records = 0
         self.batches = 0
 
     def add_child(self, child):
         self.children.append(child)
 
-    def init(self, task):
-        self.task = task
+    def init(self):
+        pass
 
     def close(self):
         pass
@@ -321,8 +428,8 @@ class SourceNode(Node):
 
     kind = "source"
 
-    def __init__(self, name, topics, key_serde, value_serde):
-        super().__init__(name)
+    def __init__(self, name, task, topics, key_serde, value_serde):
+        super().__init__(name, task)
         self.topics = topics
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -381,16 +488,15 @@ class SourceNode(Node):
 class ProcessorNode(Node):
     kind = "processor"
 
-    def __init__(self, name, processor, store_names):
-        super().__init__(name)
+    def __init__(self, name, task, processor, store_names):
+        super().__init__(name, task)
         self.processor = processor
         self.store_names = frozenset(store_names)
         self.is_batch = isinstance(processor, BatchProcessor)
         self.context = None
 
-    def init(self, task):
-        super().init(task)
-        self.context = ProcessorContext(self, task)
+    def init(self):
+        self.context = ProcessorContext(self, self.task)
         self.processor.init(self.context)
 
     def close(self):
@@ -412,8 +518,9 @@ class ProcessorNode(Node):
         ctx._flush_outputs(batch.topic, batch.partition)
 
     def _run_batch(self, batch):
+        proc = self.processor
         try:
-            self.processor.process_batch(batch)
+            proc.process_batch(batch)
         except CStreamsError:
             raise
         except Exception as e:
@@ -480,8 +587,8 @@ class SinkNode(Node):
 
     kind = "sink"
 
-    def __init__(self, name, topic, key_serde, value_serde, partitioner=None):
-        super().__init__(name)
+    def __init__(self, name, task, topic, key_serde, value_serde, partitioner=None):
+        super().__init__(name, task)
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -491,7 +598,7 @@ class SinkNode(Node):
         self.records += len(batch.keys)
         self.batches += 1
         try:
-            kbs = reused_key_bytes(self.task, batch.keys, self.key_serde)
+            kbs = _reused_key_bytes(self.task._key_origin, batch.keys, self.key_serde)
             if kbs is None:
                 kbs = self.key_serde.serialize_batch(batch.keys)
         except SerdeError as e:
@@ -500,15 +607,15 @@ class SinkNode(Node):
             vbs = self.value_serde.serialize_batch(batch.values)
         except SerdeError as e:
             raise self._serialization_error(batch, e, "value") from e
-        collector = self.task.collector
-        n = collector.partitions_for(self.topic)
+        task = self.task
+        n = task.partitions_for(self.topic)
         if self.partitioner is not None:
             part = self.partitioner
             keys, values = batch.keys, batch.values
             partitions = [part(keys[i], values[i], n) for i in range(len(keys))]
         else:
             partitions = murmur2_partitions(kbs, n)
-        collector.send_batch(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
+        task.send(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
 
     def _serialization_error(self, batch, e, field):
         i = e.index if e.index >= 0 else 0
@@ -525,49 +632,8 @@ class SinkNode(Node):
         )
 
 
-def murmur2(data):
-    """Kafka's murmur2 hash (as the Java client's Utils.murmur2), a signed 32-bit int."""
-    length = len(data)
-    seed = 0x9747B28C
-    m = 0x5BD1E995
-    h = (seed ^ length) & 0xFFFFFFFF
-    n4 = length // 4
-    for i in range(n4):
-        j = i * 4
-        k = data[j] | (data[j + 1] << 8) | (data[j + 2] << 16) | (data[j + 3] << 24)
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    rest = length & 3
-    base = n4 * 4
-    if rest == 3:
-        h ^= data[base + 2] << 16
-    if rest >= 2:
-        h ^= data[base + 1] << 8
-    if rest >= 1:
-        h ^= data[base]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h - 0x100000000 if h & 0x80000000 else h
-
-
-def murmur2_partitions(keys, num_partitions):
-    """Partition per serialized key as Kafka's default partitioner: positive murmur2 modulo
-    the partition count; -1 (let the producer choose) for a null key."""
-    out = []
-    for k in keys:
-        if k is None:
-            out.append(-1)
-        else:
-            out.append((murmur2(k) & 0x7FFFFFFF) % num_partitions)
-    return out
-
-
 __all__ = [
+    "TaskContext",
     "ProcessorContext",
     "SourceNode",
     "ProcessorNode",

@@ -1,8 +1,26 @@
-"""Group consumed messages into one RecordBatch per (topic, partition)."""
+"""Group consumed messages into one RecordBatch per (topic, partition).
+
+One source for both builds: run as is on the pure-Python path, compiled by Cython (pure-Python
+mode, declarations in cstreams/_core/grouping.pxd) into cstreams._core.grouping.
+"""
 
 from __future__ import annotations
 
 from .record import RecordBatch
+
+
+class _Columns:
+    """The columns of one partition's batch while it is being grouped."""
+
+    def __init__(self, topic, partition):
+        self.topic = topic
+        self.partition = partition
+        self.keys = []
+        self.values = []
+        self.timestamps = []
+        self.offsets = []
+        self.headers = []
+        self.has_headers = False
 
 
 def group_messages(messages):
@@ -13,28 +31,39 @@ def group_messages(messages):
     delivers them); ``errors`` holds the messages whose ``error()`` was set, untouched.
     """
     index = {}
-    batches = []
+    order = []
     errors = []
+    out = []
+    cols = None
+    last_topic = None
+    last_partition = None
     for m in messages:
         if m.error() is not None:
             errors.append(m)
             continue
-        tp = (m.topic(), m.partition())
-        cols = index.get(tp)
-        if cols is None:
-            cols = ([], [], [], [], [], [False])
-            index[tp] = cols
-            batches.append((tp, cols))
-        cols[0].append(m.key())
-        cols[1].append(m.value())
-        cols[2].append(m.timestamp()[1])
-        cols[3].append(m.offset())
+        topic = m.topic()
+        partition = m.partition()
+        # Consecutive messages of one partition are the common case: skip the dict lookup.
+        if cols is None or not (topic == last_topic and partition == last_partition):
+            tp = (topic, partition)
+            cols = index.get(tp)
+            if cols is None:
+                cols = _Columns(topic, partition)
+                index[tp] = cols
+                order.append(cols)
+            last_topic = topic
+            last_partition = partition
+        cols.keys.append(m.key())
+        cols.values.append(m.value())
+        cols.timestamps.append(m.timestamp()[1])
+        cols.offsets.append(m.offset())
         h = m.headers()
-        cols[4].append(h)
+        cols.headers.append(h)
         if h is not None:
-            cols[5][0] = True
-    out = []
-    for (topic, partition), (keys, values, ts, offs, headers, has_headers) in batches:
-        hs = headers if has_headers[0] else None
-        out.append(RecordBatch(topic, partition, keys, values, ts, offs, hs))
+            cols.has_headers = True
+    for c in order:
+        cols = c
+        out.append(RecordBatch(cols.topic, cols.partition, cols.keys, cols.values,
+                               cols.timestamps, cols.offsets,
+                               cols.headers if cols.has_headers else None))
     return out, errors

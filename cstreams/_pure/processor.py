@@ -1,4 +1,9 @@
-"""The BatchProcessor base (a cdef class in the compiled core)."""
+"""The BatchProcessor base: subclass it in Python or in Cython.
+
+One source for both builds: run as is on the pure-Python path, compiled by Cython (pure-Python
+mode) into cstreams._core.processor, whose .pxd makes BatchProcessor a cdef class that Cython
+processors extend (cstreams.api).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ class BatchProcessor:
         raise NotImplementedError(f"{type(self).__name__} must override process_batch(batch)")
 
     def process(self, record):
+        headers = record.headers
         self.process_batch(
             RecordBatch(
                 record.topic,
@@ -28,7 +34,7 @@ class BatchProcessor:
                 [record.value],
                 [record.timestamp],
                 [record.offset],
-                None if record.headers is None else [record.headers],
+                None if headers is None else [headers],
             )
         )
 

@@ -1,9 +1,16 @@
-"""The produce loop of the sink and changelog producers (pure-Python twin)."""
+"""The produce loop of the sink and changelog producers.
+
+One call hands a whole batch to confluent-kafka's ``Producer.produce``: the bound method is
+looked up once, each record's arguments go positionally (topic, value, key, partition,
+on_delivery, callback, timestamp, headers: confluent-kafka's parameter order), so no keyword
+dict is built per record. One source for both builds: run as is on the pure-Python path,
+compiled by Cython (pure-Python mode, cstreams/_core/produce.pxd) so the loop runs in C.
+"""
 
 from __future__ import annotations
 
 
-def produce_batch(producer, topic, values, keys, partitions, timestamps=None, headers=None,
+def produce_batch(producer, topic, *, keys, values, partitions, timestamps=None, headers=None,
                   last_on_delivery=None, poll_timeout=0.05):
     """Produce ``len(keys)`` records: ``values[i]``, ``keys[i]`` to ``partitions[i]`` (an int
     list, or one int for all), with ``timestamps[i]`` (None: 0, the producer's clock) and
@@ -12,36 +19,53 @@ def produce_batch(producer, topic, values, keys, partitions, timestamps=None, he
 
     A full local queue (BufferError) is served by ``producer.poll(poll_timeout)`` and the batch
     goes on from the record that did not fit; every record is produced once, in order.
-    Returns the number of records produced.
+    Returns the number of records produced. The columns go by keyword: confluent-kafka's
+    ``produce`` takes the value before the key, the record collector's ``send_batch`` the key
+    before the value; naming them leaves no order to get wrong.
     """
-    keys = keys if type(keys) is list else list(keys)
-    values = values if type(values) is list else list(values)
-    n = len(keys)
-    if len(values) != n:
-        raise ValueError(f"produce_batch: {n} keys and {len(values)} values")
-    one_partition = partitions if type(partitions) is int else None
-    if one_partition is None:
-        partitions = partitions if type(partitions) is list else list(partitions)
-        if len(partitions) != n:
-            raise ValueError(f"produce_batch: {n} keys and {len(partitions)} partitions")
+    return _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
+                          last_on_delivery, poll_timeout)
+
+
+def _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
+                   last_on_delivery, poll_timeout):
+    ks = keys if type(keys) is list else list(keys)
+    vs = values if type(values) is list else list(values)
+    n = len(ks)
+    if len(vs) != n:
+        raise ValueError(f"produce_batch: {n} keys and {len(vs)} values")
+    ps = None
+    ts = None
+    hs = None
+    one_partition = None
+    if type(partitions) is int:
+        one_partition = partitions
+    else:
+        ps = partitions if type(partitions) is list else list(partitions)
+        if len(ps) != n:
+            raise ValueError(f"produce_batch: {n} keys and {len(ps)} partitions")
     if timestamps is not None:
-        timestamps = timestamps if type(timestamps) is list else list(timestamps)
-        if len(timestamps) != n:
-            raise ValueError(f"produce_batch: {n} keys and {len(timestamps)} timestamps")
+        ts = timestamps if type(timestamps) is list else list(timestamps)
+        if len(ts) != n:
+            raise ValueError(f"produce_batch: {n} keys and {len(ts)} timestamps")
     if headers is not None:
-        headers = headers if type(headers) is list else list(headers)
-        if len(headers) != n:
-            raise ValueError(f"produce_batch: {n} keys and {len(headers)} headers")
+        hs = headers if type(headers) is list else list(headers)
+        if len(hs) != n:
+            raise ValueError(f"produce_batch: {n} keys and {len(hs)} headers")
     produce = producer.produce
     i = 0
     while i < n:
-        partition = one_partition if one_partition is not None else partitions[i]
-        timestamp = 0 if timestamps is None or timestamps[i] is None else timestamps[i]
-        header = None if headers is None else headers[i]
+        partition = one_partition if ps is None else ps[i]
+        timestamp = 0 if ts is None else ts[i]
+        if timestamp is None:
+            timestamp = 0
+        header = None if hs is None else hs[i]
         callback = last_on_delivery if i == n - 1 else None
         try:
-            produce(topic, values[i], keys[i], partition, callback, None, timestamp, header)
+            produce(topic, vs[i], ks[i], partition, callback, None, timestamp, header)
         except BufferError:
+            # The local queue is full: serve delivery reports until there is room, then go
+            # on from this record.
             producer.poll(poll_timeout)
             continue
         i += 1

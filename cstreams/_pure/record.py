@@ -62,10 +62,11 @@ class RecordBatch:
             raise ValueError(f"RecordBatch headers has {len(headers)} entries for {n} records")
         self.topic = topic
         self.partition = partition
-        self.keys = keys
-        self.values = values
-        self.timestamps = timestamps
-        self.offsets = offsets
+        # Columns are lists, as in the compiled RecordBatch: another sequence is copied.
+        self.keys = keys if type(keys) is list else list(keys)
+        self.values = values if type(values) is list else list(values)
+        self.timestamps = timestamps if type(timestamps) is list else list(timestamps)
+        self.offsets = offsets if type(offsets) is list else list(offsets)
         self.headers = headers
 
     def __len__(self):

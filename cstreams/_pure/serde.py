@@ -116,7 +116,6 @@ class StringSerde(Serde):
 
 class _StructSerde(Serde):
     _struct = None
-    _kind = ""
 
     def serialize(self, obj):
         if obj is None:

@@ -1,5 +1,8 @@
 """KeyValueStore: typed access with a write-back cache in front of a bytes backend.
 
+One source for both builds: run as is on the pure-Python path, compiled by Cython (pure-Python
+mode, declarations in cstreams/_core/store.pxd) into cstreams._core.store.
+
 The cache is keyed by serialized key and holds deserialized values (None: absent or deleted).
 Writes mark keys dirty; flush() writes every dirty key to the backend in one write batch and
 sends one changelog record per dirty key. Repeated writes to a key between flushes coalesce.
@@ -15,6 +18,8 @@ range() overlays them on the backend instead of flushing.
 from __future__ import annotations
 
 from cstreams.errors import SerdeError, StoreError
+
+from .serde import Serde
 
 _MISSING = object()
 
@@ -36,8 +41,12 @@ class KeyValueStore:
     def _key_bytes(self, key):
         if key is None:
             raise StoreError(f"store {self.name!r}: keys cannot be None")
+        ks = self.key_serde
         try:
-            return self.key_serde.serialize(key)
+            if isinstance(ks, Serde):
+                serde = ks  # typed in the compiled build: a direct call
+                return serde.serialize(key)
+            return ks.serialize(key)
         except SerdeError as e:
             raise StoreError(f"store {self.name!r}: cannot serialize key {key!r}: {e}") from e
 
@@ -75,6 +84,8 @@ class KeyValueStore:
             kbs = self.key_serde.serialize_batch(keys)
         except SerdeError as e:
             raise StoreError(f"store {self.name!r}: cannot serialize key: {e}") from e
+        if type(kbs) is not list:
+            kbs = list(kbs)
         if None in kbs:
             raise StoreError(f"store {self.name!r}: keys cannot be None")
         return kbs
@@ -85,10 +96,16 @@ class KeyValueStore:
     def get_batch_by_bytes(self, kbs):
         """Values for already-serialized keys, in order."""
         cache = self._cache
-        out = [cache.get(kb, _MISSING) for kb in kbs]
-        missing = [i for i, v in enumerate(out) if v is _MISSING]
+        out = []
+        missing = []
+        for i in range(len(kbs)):
+            v = cache.get(kbs[i], _MISSING)
+            if v is _MISSING:
+                missing.append(i)
+                v = None
+            out.append(v)
         if missing:
-            miss_keys = list(dict.fromkeys(kbs[i] for i in missing))
+            miss_keys = list(dict.fromkeys([kbs[i] for i in missing]))
             raws = self.backend.get_batch(miss_keys)
             de = self.value_serde.deserialize
             loaded = {kb: None if raw is None else de(raw) for kb, raw in zip(miss_keys, raws)}
@@ -110,9 +127,17 @@ class KeyValueStore:
         """Write values for already-serialized keys (None deletes); later writes win."""
         cache = self._cache
         dirty = self._dirty
-        for kb, v in zip(kbs, values):
-            cache[kb] = v
-            dirty[kb] = None
+        if type(kbs) is list and type(values) is list:
+            lkbs = kbs
+            lvalues = values
+            for i in range(min(len(lkbs), len(lvalues))):
+                kb = lkbs[i]
+                cache[kb] = lvalues[i]
+                dirty[kb] = None
+        else:
+            for kb, v in zip(kbs, values):
+                cache[kb] = v
+                dirty[kb] = None
         if len(cache) > self.cache_max_entries:
             self._evict()
 
@@ -179,8 +204,9 @@ class KeyValueStore:
 
     # --- cache and lifecycle ----------------------------------------------------------------
     def _shrink(self):
-        """Over the bound after reads: drop the oldest clean entries; flush only when the
-        dirty ones alone pass the bound."""
+        """Over the bound after reads: drop clean entries in insertion order (the first
+        cached first, however recently read); flush only when the dirty ones alone pass the
+        bound."""
         cache, dirty = self._cache, self._dirty
         excess = len(cache) - self.cache_max_entries // 2
         if excess > 0:
@@ -190,9 +216,10 @@ class KeyValueStore:
             self._evict()
 
     def _evict(self):
-        """Over the bound: flush, then drop the older half of the entries. Transactional
-        mode: drop only clean entries, oldest first (a dirty one may not reach the backend
-        before its transaction commits); the dirty ones stay until the commit."""
+        """Over the bound: flush, then drop the first-inserted half of the entries (insertion
+        order, not recency of use). Transactional mode: drop only clean entries, in insertion
+        order (a dirty one may not reach the backend before its transaction commits); the
+        dirty ones stay until the commit."""
         if self.transactional:
             self._drop_clean()
             return
@@ -280,23 +307,3 @@ class KeyValueStore:
 
     def __repr__(self):
         return f"<KeyValueStore {self.name!r} backend={type(self.backend).__name__}>"
-
-
-def count_batch(store, keys, key_bytes=None):
-    """Count ``keys`` into ``store`` (int values); return the running count per record, in
-    order. One get_batch of the distinct keys, one put_batch of their final counts.
-    ``key_bytes``: the keys already serialized with the store's key serde (no None), if the
-    caller has them (ProcessorContext.serialized_keys)."""
-    kbs = store.keys_bytes(keys) if key_bytes is None else key_bytes
-    distinct = list(dict.fromkeys(kbs))
-    running = {}
-    for kb, c in zip(distinct, store.get_batch_by_bytes(distinct)):
-        running[kb] = 0 if c is None else c
-    out = []
-    append = out.append
-    for kb in kbs:
-        c = running[kb] + 1
-        running[kb] = c
-        append(c)
-    store.put_batch_by_bytes(distinct, [running[kb] for kb in distinct])
-    return out

@@ -5,8 +5,7 @@ where they do the job (map, map_values, filter, flat_map, count)."""
 from __future__ import annotations
 
 from cstreams import processors as _builtin
-from cstreams._impl import dispatch as _dispatch
-from cstreams._impl import store as _store
+from cstreams._impl import counting as _counting
 from cstreams.dsl.change import Change
 from cstreams.errors import ProcessingError
 from cstreams.processor import BatchProcessor
@@ -18,10 +17,10 @@ DEFAULT_CACHE_MAX_KEYS = 10_000
 
 def _forward_selected(ctx, batch, keep, to=None):
     if len(keep) == len(batch.keys):
-        ctx.forward_batch(batch.keys, batch.values, to=to)
+        ctx.forward_batch(batch.keys, batch.values, to=to, like=batch)
     elif keep:
         sub = batch.select(keep)
-        ctx.forward_batch(sub.keys, sub.values, sub.timestamps, sub.headers, to=to)
+        ctx.forward_batch(sub.keys, sub.values, to=to, like=sub)
 
 
 def _check_length(name, what, got, want):
@@ -37,7 +36,7 @@ class PassThrough(BatchProcessor):
         self.ctx = ctx
 
     def process_batch(self, batch):
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 class SelectKey(_builtin._FunctionProcessor):
@@ -46,7 +45,7 @@ class SelectKey(_builtin._FunctionProcessor):
     def process_batch(self, batch):
         fn = self.fn
         self.ctx.forward_batch([fn(k, v) for k, v in zip(batch.keys, batch.values)],
-                               batch.values)
+                               batch.values, like=batch)
 
 
 class Peek(_builtin._FunctionProcessor):
@@ -56,7 +55,7 @@ class Peek(_builtin._FunctionProcessor):
         fn = self.fn
         for k, v in zip(batch.keys, batch.values):
             fn(k, v)
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 # --- batch forms: the user function gets the batch's columns --------------------------------
@@ -75,7 +74,7 @@ class BatchMapValues(_builtin._FunctionProcessor):
     def process_batch(self, batch):
         values = self.fn(batch.values)
         _check_length(self.ctx.node_name, "values", values, len(batch.keys))
-        self.ctx.forward_batch(batch.keys, list(values))
+        self.ctx.forward_batch(batch.keys, list(values), like=batch)
 
 
 class BatchMap(_builtin._FunctionProcessor):
@@ -84,7 +83,7 @@ class BatchMap(_builtin._FunctionProcessor):
     def process_batch(self, batch):
         keys, values = self.fn(batch.keys, batch.values)
         _check_length(self.ctx.node_name, "keys", keys, len(batch.keys))
-        self.ctx.forward_batch(list(keys), list(values))
+        self.ctx.forward_batch(list(keys), list(values), like=batch)
 
 
 class BatchSelectKey(_builtin._FunctionProcessor):
@@ -93,7 +92,7 @@ class BatchSelectKey(_builtin._FunctionProcessor):
     def process_batch(self, batch):
         keys = self.fn(batch.keys, batch.values)
         _check_length(self.ctx.node_name, "keys", keys, len(batch.keys))
-        self.ctx.forward_batch(list(keys), batch.values)
+        self.ctx.forward_batch(list(keys), batch.values, like=batch)
 
 
 class BatchFlatMap(_builtin._FunctionProcessor):
@@ -131,7 +130,7 @@ class BatchPeek(_builtin._FunctionProcessor):
 
     def process_batch(self, batch):
         self.fn(batch.keys, batch.values)
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 # --- routing ----------------------------------------------------------------------------------
@@ -237,17 +236,17 @@ class _Emitter(BatchProcessor):
         self.send_old = self.flags.send_old
         self._new, self._ts, self._old = {}, {}, {}
         if self.cache:
-            ctx._task.on_flush(ctx._node, self._flush)
+            ctx.on_flush(self._flush)
 
-    def _emit(self, keys, news, olds, timestamps):
+    def _emit(self, keys, news, olds, timestamps, like=None):
         """``olds`` is a list, or a callable returning it (called only when old values are
-        sent)."""
+        sent). ``like``: the batch the outputs line up with, if they do (forward_batch)."""
         if self.send_old and callable(olds):
             olds = olds()
         if not self.cache:
             if self.send_old:
                 news = [Change(n, o) for n, o in zip(news, olds)]
-            self.ctx.forward_batch(keys, news, timestamps)
+            self.ctx.forward_batch(keys, news, timestamps, like=like)
             return
         self._new.update(zip(keys, news))
         self._ts.update(zip(keys, timestamps))
@@ -270,9 +269,8 @@ class _Emitter(BatchProcessor):
             old = self._old
             values = [Change(n, old[k]) for k, n in zip(keys, values)]
         self._new, self._ts, self._old = {}, {}, {}
-        # Evicted in the middle of a batch: the batch's own headers do not belong to these.
-        headers = None if self.ctx.batch is None else [None] * len(keys)
-        self.ctx.forward_batch(keys, values, timestamps, headers)
+        # Coalesced updates line up with no input batch: no headers, no input offsets.
+        self.ctx.forward_batch(keys, values, timestamps)
 
 
 def _non_null_keys(batch):
@@ -308,9 +306,10 @@ class StreamCount(_Emitter):
         keys = batch.keys
         if not keys:
             return
-        kbs = _dispatch.reused_key_bytes(self.ctx._task, keys, self.store.key_serde)
-        counts = _store.count_batch(self.store, keys, kbs)
-        self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch.timestamps)
+        kbs = self.ctx.reused_key_bytes(keys, self.store.key_serde)
+        counts = _counting.count_batch(self.store, keys, kbs)
+        self._emit(keys, counts, lambda: [c - 1 or None for c in counts], batch.timestamps,
+                   like=batch)
 
 
 class StreamAggregate(_Emitter):
@@ -347,7 +346,7 @@ class StreamAggregate(_Emitter):
             news.append(new)
             olds.append(old)
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, news, olds, batch.timestamps)
+        self._emit(keys, news, olds, batch.timestamps, like=batch)
 
 
 class TableSource(_Emitter):
@@ -373,7 +372,7 @@ class TableSource(_Emitter):
             olds.append(current[k])
             current[k] = v
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, values, olds, batch.timestamps)
+        self._emit(keys, values, olds, batch.timestamps, like=batch)
 
 
 class TableAggregate(_Emitter):
@@ -411,7 +410,7 @@ class TableAggregate(_Emitter):
             news.append(agg)
             olds.append(old)
         self.store.put_batch(distinct, [current[k] for k in distinct])
-        self._emit(keys, news, olds, batch.timestamps)
+        self._emit(keys, news, olds, batch.timestamps, like=batch)
 
 
 class _TableOp(BatchProcessor):
@@ -441,13 +440,12 @@ class _TableOp(BatchProcessor):
                 out_v.append(Change(n, o) if self.changes_out else n)
                 keep.append(i)
             if len(keep) == len(keys):
-                self.ctx.forward_batch(out_k, out_v)
+                self.ctx.forward_batch(out_k, out_v, like=batch)
             elif keep:
-                sub = batch.select(keep)
-                self.ctx.forward_batch(out_k, out_v, sub.timestamps, sub.headers)
+                self.ctx.forward_batch(out_k, out_v, like=batch.select(keep))
             return
         self.ctx.forward_batch(keys, [None if v is None else apply(k, v)
-                                      for k, v in zip(keys, values)])
+                                      for k, v in zip(keys, values)], like=batch)
 
 
 class TableFilter(_TableOp):
@@ -480,7 +478,7 @@ class TableToStream(BatchProcessor):
         values = batch.values
         if self.changes_in:
             values = [c.new for c in values]
-        self.ctx.forward_batch(batch.keys, values)
+        self.ctx.forward_batch(batch.keys, values, like=batch)
 
 
 class TableGroupBy(BatchProcessor):

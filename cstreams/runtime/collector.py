@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from cstreams import kafka
 from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.collector")
 
@@ -66,8 +66,9 @@ class RecordCollector:
             txn.begin()
         # One compiled loop per batch; a full local queue is served by poll() and the batch
         # goes on from the record that did not fit.
-        self.sent += self._produce_batch(self.producer, topic, values, keys, partitions,
-                                         timestamps, headers)
+        self.sent += self._produce_batch(self.producer, topic, keys=keys, values=values,
+                                         partitions=partitions, timestamps=timestamps,
+                                         headers=headers)
 
     def poll(self):
         self.producer.poll(0)

@@ -32,9 +32,8 @@ from __future__ import annotations
 import logging
 import time
 
-from cstreams import kafka
-from cstreams.errors import StoreIOError
-from cstreams.runtime.errors import CommitError, TransactionAbortedError, TransactionError
+from cstreams.errors import CommitError, StoreIOError, TransactionAbortedError, TransactionError
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.commit")
 

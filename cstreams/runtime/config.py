@@ -189,7 +189,7 @@ _KIND = {"consumer": "consumer", "restore.consumer": "consumer", "producer": "pr
 def _culprits(kind, conf):
     """The keys librdkafka rejects on their own (it names an alias by its canonical name:
     linger.ms as queue.buffering.max.ms). Only on the error path: a client per key."""
-    from cstreams import kafka
+    from cstreams.internals import kafka
 
     base = {k: conf[k] for k in ("group.id",) if k in conf}
     return [k for k in conf if k not in base and k != "bootstrap.servers"
@@ -200,7 +200,7 @@ def check_clients(confs):
     """librdkafka's own validation of each client's settings, before the app starts: an
     unknown key or an invalid value is a ConfigurationError naming the key and the client,
     not a KafkaException from inside the first client the runtime happens to build."""
-    from cstreams import kafka
+    from cstreams.internals import kafka
 
     for client, conf in confs.items():
         why = kafka.check_settings(_KIND[client], conf)

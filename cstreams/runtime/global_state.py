@@ -14,8 +14,9 @@ import logging
 import shutil
 import time
 
-from cstreams import kafka, names
+from cstreams import names
 from cstreams.errors import DeserializationError, MissingTopicsError, SerdeError, StoreError
+from cstreams.internals import kafka
 from cstreams.runtime.topics import partition_count
 
 log = logging.getLogger("cstreams.global")

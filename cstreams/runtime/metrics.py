@@ -6,7 +6,7 @@ import collections
 import logging
 import time
 
-from cstreams import kafka
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.progress")
 
@@ -20,7 +20,6 @@ class Metrics:
         self.started = time.monotonic()
         self._last = (self.started, 0, 0)
         self._next_progress = self.started + progress_interval_s if progress_interval_s else None
-        self.snapshot_cache = {}
 
     def maybe_report(self, now, thread):
         if self._next_progress is None or now < self._next_progress:

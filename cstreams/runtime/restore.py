@@ -14,9 +14,9 @@ import bisect
 import logging
 import time
 
-from cstreams import kafka
 from cstreams._impl import grouping
-from cstreams.runtime.errors import RestoreError
+from cstreams.errors import RestoreError
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.restore")
 
@@ -60,9 +60,6 @@ class StoreRestorer:
     @property
     def active(self):
         return bool(self._pending)
-
-    def restoring(self, task_id):
-        return task_id in self._by_task
 
     def add(self, task, plan):
         """Start restoring ``task``: plan = [(store, changelog topic, partition, offset or

@@ -16,9 +16,9 @@ import logging
 import threading
 import time
 
-from cstreams import kafka
 from cstreams._impl import grouping
 from cstreams.errors import CStreamsError
+from cstreams.internals import kafka
 from cstreams.runtime import topics
 from cstreams.runtime.batching import PollSizeController
 from cstreams.runtime.changelog import ChangelogProducer

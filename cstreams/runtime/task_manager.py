@@ -12,16 +12,17 @@ import logging
 import os
 import shutil
 
-from cstreams import kafka, names
+from cstreams import names
 from cstreams.errors import CStreamsError, StoreError
-from cstreams.runtime.changelog import ChangelogWriter
-from cstreams.state.checkpoint import (
+from cstreams.internals import kafka
+from cstreams.internals.state.checkpoint import (
     TaskDirectoryLock,
     checkpoint_path,
     read_checkpoint,
     write_checkpoint,
 )
-from cstreams.task import Task
+from cstreams.internals.task import Task
+from cstreams.runtime.changelog import ChangelogWriter
 
 log = logging.getLogger("cstreams.tasks")
 

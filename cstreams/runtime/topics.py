@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import time
 
-from cstreams import kafka
-from cstreams.runtime.errors import (
+from cstreams.errors import (
     BrokerUnavailableError,
     CopartitioningError,
     MissingTopicsError,
 )
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.topics")
 

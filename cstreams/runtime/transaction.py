@@ -25,12 +25,12 @@ import os
 import time
 import uuid
 
-from cstreams import kafka
-from cstreams.runtime.errors import (
+from cstreams.errors import (
     ProducerFencedError,
     TransactionAbortedError,
     TransactionError,
 )
+from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.transaction")
 

@@ -55,7 +55,8 @@ cdef class SumPerKey(BatchProcessor):
         if n == 0:
             return
         sums = _sum_batch(self.store, batch, n)
-        self.ctx.forward_batch(batch.keys, sums, batch.timestamps)
+        # like=batch (outputs line up with the input); C calls take no keywords.
+        self.ctx.forward_batch(batch.keys, sums, None, None, None, batch)
 
 
 @cython.boundscheck(False)

@@ -25,12 +25,12 @@ class Recorder(cs.BatchProcessor):
     def process_batch(self, batch):
         with LOCK:
             SEEN.append((batch.topic, batch.partition, list(batch.offsets), list(batch.values)))
-        self.ctx.forward_batch(batch.keys, batch.values)
+        self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
 
 def test_batch_processor_gets_multi_record_partition_batches(broker, topic_factory, tmp_path):
-    src, out = topic_factory("in", 2), topic_factory("out", 2)
-    n = 600
+    src, out = topic_factory("in", 4), topic_factory("out", 4)
+    n = 10_000
     produce(broker.bootstrap_servers, src,
             [(f"k{i}".encode(), str(i).encode()) for i in range(n)])
     topo = cs.Topology()
@@ -45,17 +45,22 @@ def test_batch_processor_gets_multi_record_partition_batches(broker, topic_facto
     try:
         wait_for(lambda: sum(len(s[2]) for s in SEEN) >= n, what="every record processed")
         wait_for(lambda: sum(o for o in committed(broker.bootstrap_servers, app_id, src,
-                                                  2).values() if o > 0) == n,
+                                                  4).values() if o > 0) == n,
                  what="every offset committed")
+        metrics = app.metrics()
     finally:
         app.close()
-    sizes = [len(s[2]) for s in SEEN]
-    assert max(sizes) > 1, sizes
+    # Each (poll, partition) group the runtime handed to a task reached process_batch as one
+    # call: as many calls as grouped batches, never one per record.
+    assert metrics["records_in"] == n
+    assert len(SEEN) == metrics["batches_in"], (len(SEEN), metrics["batches_in"])
+    assert len(SEEN) <= n // 50, [len(s[2]) for s in SEEN]
     per_partition = {}
     for topic, partition, offsets, _values in SEEN:
         assert topic == src
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
         per_partition.setdefault(partition, []).extend(offsets)
+    assert sorted(per_partition) == [0, 1, 2, 3]
     for offsets in per_partition.values():
         assert offsets == list(range(len(offsets)))     # each offset once, in order
     assert sum(len(v) for v in per_partition.values()) == n

@@ -110,7 +110,7 @@ class RunningMax(cs.BatchProcessor):
             m = max(v, self.store.get(k) or 0)
             self.store.put(k, m)
             out.append(m)
-        self.ctx.forward_batch(batch.keys, out)
+        self.ctx.forward_batch(batch.keys, out, like=batch)
 
 
 def test_every_stream_operator_end_to_end(broker, topic_factory, tmp_path):

@@ -17,9 +17,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer  # noqa: E402
 from helpers import app_config, committed, consume_all, produce, wait_for  # noqa: E402
 
 import cstreams as cs  # noqa: E402
-from cstreams import kafka as cs_kafka  # noqa: E402
-from cstreams.runtime.errors import ProducerFencedError  # noqa: E402
-from cstreams.state.checkpoint import read_checkpoint  # noqa: E402
+from cstreams.errors import ProducerFencedError  # noqa: E402
+from cstreams.internals import kafka as cs_kafka  # noqa: E402
+from cstreams.internals.state.checkpoint import read_checkpoint  # noqa: E402
 from cstreams.stores.rocksdb_backend import RocksDBBackend  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-from confluent_kafka import Consumer, KafkaError  # noqa: E402
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition  # noqa: E402
 from helpers import (  # noqa: E402
     FAST_GROUP,
     committed,
@@ -211,6 +212,24 @@ def count_uncommitted(bootstrap, topic, at_least, timeout=30.0):
     return n
 
 
+def wait_uncommitted_record(bootstrap, topic, partitions, key, value, timeout=30.0):
+    """Wait until a read_uncommitted reader sees the record (key, value) on ``topic``: output
+    of a transaction still open has reached the broker. Partitions are assigned, not
+    subscribed: no group join, so the wait is as short as the delivery itself."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "isolation.level": "read_uncommitted"})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for m in c.consume(1000, 0.2):
+                if m.error() is None and m.key() == key and m.value() == value:
+                    return
+        raise AssertionError(f"{topic} never showed {key!r} -> {value!r}")
+    finally:
+        c.close()
+
+
 def log_text(path):
     return path.read_text(errors="replace")
 
@@ -223,7 +242,8 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
     spec = write_topology(tmp_path, src, out)
     state = tmp_path / "state"
     marker = tmp_path / "paused"
-    first, chunks, chunk = 300, 20, 30
+    # The feed goes on for ~6 s after the marker: the kill lands while input still arrives.
+    first, chunks, chunk = 300, 40, 30
     total = first + chunks * chunk + 1          # + the marker record
     produce(broker.bootstrap_servers, src, records(0, first))
 
@@ -247,8 +267,13 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
             broker, app_id, src, parts).values()) >= first,
             timeout=60, interval=0.3, what="the first input committed")
         feeder.start()
-        wait_for(marker.exists, timeout=60, what="the app to block inside a transaction")
-        time.sleep(0.5)           # the open transaction's output reaches the broker
+        wait_for(lambda: marker.exists() and marker.read_text(), timeout=60,
+                 what="the app to block inside a transaction")
+        # The marker record's count, forwarded inside the open transaction, is on the broker
+        # before the kill (waited for, not assumed after a sleep).
+        armed = int(marker.read_text())
+        wait_uncommitted_record(broker.bootstrap_servers, out, parts, b"k0",
+                                struct.pack(">q", armed))
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL

@@ -13,7 +13,7 @@ from helpers import app_config, committed, consume_all, int64, produce, wait_for
 import cstreams as cs  # noqa: E402
 from cstreams import handlers  # noqa: E402
 from cstreams.devbroker import free_port  # noqa: E402
-from cstreams.runtime.errors import BrokerUnavailableError  # noqa: E402
+from cstreams.errors import BrokerUnavailableError  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -18,7 +18,7 @@ from helpers import (  # noqa: E402
 )
 
 import cstreams as cs  # noqa: E402
-from cstreams.state.checkpoint import read_checkpoint  # noqa: E402
+from cstreams.internals.state.checkpoint import read_checkpoint  # noqa: E402
 from examples.wordcount import build_topology  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

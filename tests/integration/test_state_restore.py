@@ -18,7 +18,7 @@ pytest.importorskip("confluent_kafka")
 from helpers import app_config, consume_all, int64, latest_counts, produce, wait_for  # noqa: E402
 
 import cstreams as cs  # noqa: E402
-from cstreams.state.checkpoint import checkpoint_path, read_checkpoint  # noqa: E402
+from cstreams.internals.state.checkpoint import checkpoint_path, read_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from cstreams.errors import StoreError
-from cstreams.state import (
+from cstreams.internals.state import (
     CHECKPOINT_FILE,
     LOCK_FILE,
     TaskDirectoryLock,
@@ -85,7 +85,7 @@ def test_failed_write_keeps_the_old_checkpoint(tmp_path):
 ])
 def test_corrupt_checkpoint_reads_as_none_with_a_warning(tmp_path, caplog, content):
     (tmp_path / CHECKPOINT_FILE).write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="cstreams.state.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="cstreams.internals.state.checkpoint"):
         assert read_checkpoint(tmp_path) is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -94,7 +94,7 @@ def test_corrupt_checkpoint_reads_as_none_with_a_warning(tmp_path, caplog, conte
 
 def test_unreadable_checkpoint_reads_as_none_with_a_warning(tmp_path, caplog):
     (tmp_path / CHECKPOINT_FILE).mkdir()  # unreadable as a file, whatever the user id
-    with caplog.at_level(logging.WARNING, logger="cstreams.state.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="cstreams.internals.state.checkpoint"):
         assert read_checkpoint(tmp_path) is None
     assert str(tmp_path / CHECKPOINT_FILE) in caplog.text
 
@@ -125,7 +125,7 @@ def test_lock_is_exclusive_and_released_on_close(tmp_path):
 def _hold_lock(task_dir):
     code = textwrap.dedent(f"""
         import sys
-        from cstreams.state import TaskDirectoryLock
+        from cstreams.internals.state import TaskDirectoryLock
         lock = TaskDirectoryLock({str(task_dir)!r})
         print("locked", flush=True)
         sys.stdin.read()

@@ -1,7 +1,7 @@
 """Parity: the same assertions on the pure-Python twins and on the compiled core.
 
-Each test takes ``impl``, a namespace holding one implementation's modules (record, grouping,
-serde, processor, dispatch, store). The compiled parameter is skipped when the extensions are
+Each test takes ``impl``, a namespace holding one implementation's modules (all of
+cstreams._impl.MODULES). The compiled parameter is skipped when the extensions are
 not built, unless CSTREAMS_REQUIRE_EXTENSIONS=1 is set: then a missing module fails the test.
 """
 
@@ -14,11 +14,11 @@ import types
 
 import pytest
 
+from cstreams._impl import MODULES, is_compiled
+from cstreams._pure.dispatch import TaskContext
 from cstreams.errors import CStreamsError, ProcessingError, SerdeError, StoreError
 from cstreams.processor import Processor
 from cstreams.stores.memory import InMemoryBackend
-
-MODULES = ("record", "grouping", "serde", "processor", "dispatch", "store", "produce")
 
 
 def _flag(name):
@@ -29,6 +29,10 @@ def _modules(kind):
     package = "cstreams._pure" if kind == "pure" else "cstreams._core"
     try:
         mods = {m: importlib.import_module(f"{package}.{m}") for m in MODULES}
+        if kind == "compiled":
+            for m, mod in mods.items():
+                if not is_compiled(mod):
+                    raise ImportError(f"{package}.{m} is not an extension module")
     except ImportError as e:
         if kind == "compiled" and not _flag("CSTREAMS_REQUIRE_EXTENSIONS"):
             pytest.skip(f"compiled core not built: {e}")
@@ -147,6 +151,19 @@ def test_batch_columns_are_the_lists_given(impl):
     keys, values, ts, offs = ["a"], [1], [2], [3]
     b = impl.record.RecordBatch("t", 0, keys, values, ts, offs)
     assert b.keys is keys and b.values is values and b.timestamps is ts and b.offsets is offs
+
+
+def test_batch_tuple_columns_become_lists(impl, pure):
+    # The compiled RecordBatch types its columns as lists; both twins copy another sequence
+    # into a list, so code that appends to or type-checks a column behaves the same.
+    b = impl.record.RecordBatch("t", 0, ("a", "b"), (1, 2), (5, 6), (7, 8), ([("h", b"1")], None))
+    assert [type(c) for c in (b.keys, b.values, b.timestamps, b.offsets)] == [list] * 4
+    assert (b.keys, b.values, b.timestamps, b.offsets) == (["a", "b"], [1, 2], [5, 6], [7, 8])
+    assert b.headers == ([("h", b"1")], None)
+    assert b[0].headers == [("h", b"1")] and b[1].headers is None
+    p = pure.record.RecordBatch("t", 0, ("a", "b"), (1, 2), (5, 6), (7, 8))
+    assert (p.keys, p.values, p.timestamps, p.offsets) == (b.keys, b.values, b.timestamps,
+                                                           b.offsets)
 
 
 # --- grouping -------------------------------------------------------------------------------
@@ -369,23 +386,23 @@ KAFKA_VECTORS = [
 
 @pytest.mark.parametrize("data,expected", KAFKA_VECTORS)
 def test_murmur2_kafka_vectors(impl, data, expected):
-    assert impl.dispatch.murmur2(data) == expected
-    assert impl.dispatch.murmur2(bytearray(data)) == expected
-    assert impl.dispatch.murmur2(memoryview(data)) == expected
+    assert impl.partitioner.murmur2(data) == expected
+    assert impl.partitioner.murmur2(bytearray(data)) == expected
+    assert impl.partitioner.murmur2(memoryview(data)) == expected
 
 
 def test_murmur2_partitions(impl, pure):
     keys = [b"21", None, b"foobar", b"", b"abc", None] + [bytes([i]) * i for i in range(40)]
-    parts = impl.dispatch.murmur2_partitions(keys, 8)
+    parts = impl.partitioner.murmur2_partitions(keys, 8)
     assert parts[1] == -1 and parts[5] == -1
     assert parts[0] == (-973932308 & 0x7FFFFFFF) % 8
     assert all(0 <= p < 8 for i, p in enumerate(parts) if keys[i] is not None)
-    assert parts == pure.dispatch.murmur2_partitions(keys, 8)
-    assert impl.dispatch.murmur2_partitions(keys, 1) == [
+    assert parts == pure.partitioner.murmur2_partitions(keys, 8)
+    assert impl.partitioner.murmur2_partitions(keys, 1) == [
         -1 if k is None else 0 for k in keys]
-    assert impl.dispatch.murmur2_partitions([], 3) == []
+    assert impl.partitioner.murmur2_partitions([], 3) == []
     with pytest.raises(ZeroDivisionError):
-        impl.dispatch.murmur2_partitions([b"a"], 0)
+        impl.partitioner.murmur2_partitions([b"a"], 0)
 
 
 # --- KeyValueStore and count_batch ----------------------------------------------------------
@@ -531,13 +548,13 @@ def test_store_discard_cache(impl):
 def test_count_batch_repeated_keys(impl):
     st = _store(impl)
     st.restore_batch([b"b"], [impl.serde.INT64.serialize(10)])
-    out = impl.store.count_batch(st, ["a", "b", "a", "c", "a", "b"])
+    out = impl.counting.count_batch(st, ["a", "b", "a", "c", "a", "b"])
     assert out == [1, 11, 2, 1, 3, 12]
     assert st.backend.get_batches == [[b"a", b"b", b"c"]]
     assert st.get_batch(["a", "b", "c"]) == [3, 12, 1]
-    assert impl.store.count_batch(st, ["c", "c"]) == [2, 3]
+    assert impl.counting.count_batch(st, ["c", "c"]) == [2, 3]
     assert len(st.backend.get_batches) == 1
-    assert impl.store.count_batch(st, []) == []
+    assert impl.counting.count_batch(st, []) == []
     st.flush()
     enc = impl.serde.INT64.serialize
     assert st.changelog.sends == [([b"a", b"b", b"c"], [enc(3), enc(12), enc(3)])]
@@ -547,10 +564,10 @@ def test_count_batch_bytes_keys_and_big_counts(impl):
     st = _store(impl, key_serde=impl.serde.BYTES)
     st.put(b"big", 2**62)
     st.put(b"huge", 2**70)
-    assert impl.store.count_batch(st, [b"big", b"huge", b"big"]) == [2**62 + 1, 2**70 + 1,
+    assert impl.counting.count_batch(st, [b"big", b"huge", b"big"]) == [2**62 + 1, 2**70 + 1,
                                                                     2**62 + 2]
     with pytest.raises(StoreError, match="keys cannot be None"):
-        impl.store.count_batch(st, [b"a", None])
+        impl.counting.count_batch(st, [b"a", None])
 
 
 # --- dispatch -------------------------------------------------------------------------------
@@ -568,16 +585,13 @@ class Collector:
         self.sent.append((topic, keys, values, timestamps, headers, partitions))
 
 
-class FakeTask:
-    application_id = "app"
-    task_id = "0_2"
-    partition = 2
-    stream_time = 77
+class FakeTask(TaskContext):
+    """The declared task interface, with a collector that keeps what sinks send."""
 
     def __init__(self, stores=None):
-        self.collector = Collector()
+        super().__init__("app", "0_2", 2, Collector())
+        self.stream_time = 77
         self.stores = stores or {}
-        self.commit_requested = False
         self.errors = []
 
     def handle_error(self, error, record, cause=None):
@@ -600,12 +614,12 @@ class Capture:
 
 
 def _graph(impl, processor, children=("c1", "c2"), stores=()):
-    node = impl.dispatch.ProcessorNode("p", processor, stores)
+    task = FakeTask()
+    node = impl.dispatch.ProcessorNode("p", task, processor, stores)
     caps = [Capture(n) for n in children]
     for c in caps:
         node.add_child(c)
-    task = FakeTask()
-    node.init(task)
+    node.init()
     return node, caps, task
 
 
@@ -688,7 +702,7 @@ def test_forward_batch_of_whole_batch_passes_lists_without_copy(impl):
             self.ctx = ctx
 
         def process_batch(self, batch):
-            self.ctx.forward_batch(batch.keys, batch.values)
+            self.ctx.forward_batch(batch.keys, batch.values, like=batch)
 
     node, (c1, _), _ = _graph(impl, P())
     b = _batch(impl, 4, headers=[None, [("h", b"1")], None, None])
@@ -697,6 +711,55 @@ def test_forward_batch_of_whole_batch_passes_lists_without_copy(impl):
     assert out.keys is b.keys and out.values is b.values
     assert out.timestamps is b.timestamps and out.offsets is b.offsets
     assert out.headers is b.headers
+
+
+def test_forward_batch_provenance_only_when_told(impl):
+    # Outputs take the input's offsets, timestamps and headers position by position only with
+    # like=; equal lengths alone attach nothing (the outputs may be any 4 records).
+    class P(impl.processor.BatchProcessor):
+        def init(self, ctx):
+            self.ctx = ctx
+
+        def process_batch(self, batch):
+            self.ctx.forward_batch(*self.args(batch), **self.kwargs(batch))
+
+    p = P()
+    node, (c1, _), _ = _graph(impl, p)
+    b = _batch(impl, 4, headers=[None, [("h", b"1")], None, None])
+    b.timestamps[1] = 9999  # the latest timestamp is not the last record's
+
+    p.args, p.kwargs = (lambda b: (["w", "x", "y", "z"], [1, 2, 3, 4])), (lambda b: {})
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [53] * 4 and out.timestamps == [9999] * 4 and out.headers is None
+
+    p.args, p.kwargs = (lambda b: (["a", "b"], [1, 2], [7, 8])), (lambda b: {})
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [53, 53] and out.timestamps == [7, 8] and out.headers is None
+
+    def derived(b):
+        sub = b.select([1, 3])
+        return {"like": sub.with_columns(["K1", "K3"], [10, 30])}
+
+    p.args, p.kwargs = (lambda b: (["K1", "K3"], [10, 30])), derived
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [51, 53] and out.timestamps == [9999, 1003]
+    assert out.headers == [[("h", b"1")], None]
+
+    p.args = lambda b: (["K1", "K3"], [10, 30], [5, 6], [[("o", b"")], None])
+    node.process_batch(b)
+    out = c1.batches.pop()
+    assert out.offsets == [51, 53] and out.timestamps == [5, 6]
+    assert out.headers == [[("o", b"")], None]
+
+    p.args, p.kwargs = (lambda b: (["a"], [1])), (lambda b: {"like": b})
+    with pytest.raises(ProcessingError, match="forward_batch got 1 records like a batch of 4"):
+        node.process_batch(b)
+    p.args, p.kwargs = (lambda b: (["a"], [1], None, [None, None])), (lambda b: {})
+    with pytest.raises(ProcessingError, match="forward_batch got 2 headers for 1 records"):
+        node.process_batch(b)
 
 
 def test_forward_batch_errors(impl):
@@ -766,12 +829,12 @@ def test_batch_processor_per_record_call_and_errors(impl):
 
 def test_source_and_sink_nodes(impl):
     s = impl.serde
-    src = impl.dispatch.SourceNode("in", ["t"], s.STRING, s.INT32)
-    sink = impl.dispatch.SinkNode("out", "o", s.STRING, s.INT32)
-    src.add_child(sink)
     task = FakeTask()
-    src.init(task)
-    sink.init(task)
+    src = impl.dispatch.SourceNode("in", task, ["t"], s.STRING, s.INT32)
+    sink = impl.dispatch.SinkNode("out", task, "o", s.STRING, s.INT32)
+    src.add_child(sink)
+    src.init()
+    sink.init()
     assert (src.kind, sink.kind, impl.dispatch.ProcessorNode.kind) == ("source", "sink",
                                                                        "processor")
     raw = impl.record.RecordBatch("t", 1, [b"21", None, b"abc"], [s.INT32.serialize(i) for i in
@@ -786,9 +849,9 @@ def test_source_and_sink_nodes(impl):
     with pytest.raises(CStreamsError, match="cannot deserialize the value of the record at topic"):
         src.process_raw(bad)
 
-    sink2 = impl.dispatch.SinkNode("out2", "o2", s.STRING, s.STRING,
+    sink2 = impl.dispatch.SinkNode("out2", task, "o2", s.STRING, s.STRING,
                                    partitioner=lambda k, v, n: len(v) % n)
-    sink2.init(task)
+    sink2.init()
     with pytest.raises(CStreamsError) as e:
         sink2.process_batch(impl.record.RecordBatch("t", 0, ["a", "b"], ["xyz", 5], [0, 0],
                                                     [3, 4]))
@@ -908,14 +971,15 @@ def test_txn_store_range_overlays_uncommitted_writes(impl):
 
 def test_txn_store_count_batch_keeps_counts_until_commit(impl):
     st = _txn_store(impl, cache=4)
-    assert impl.store.count_batch(st, ["a", "b", "a", "c", "d", "e", "a"]) == [1, 1, 2, 1, 1, 1, 3]
+    assert impl.counting.count_batch(st, ["a", "b", "a", "c", "d", "e", "a"]) == [
+        1, 1, 2, 1, 1, 1, 3]
     assert st.backend.writes == [] and st.dirty_count() == 5
     st.flush()
     st.rewind()
-    assert impl.store.count_batch(st, ["a"]) == [1]
+    assert impl.counting.count_batch(st, ["a"]) == [1]
     st.flush()
     st.commit_pending()
-    assert impl.store.count_batch(st, ["a", "a"]) == [2, 3]
+    assert impl.counting.count_batch(st, ["a", "a"]) == [2, 3]
 
 
 # --- produce loop -----------------------------------------------------------------------------
@@ -946,8 +1010,10 @@ class _FakeProducer:
 
 def test_produce_batch_columns_in_order(impl):
     p = _FakeProducer()
-    n = impl.produce.produce_batch(p, "out", [b"v1", None, b"v3"], [b"k1", b"k2", None],
-                                   [0, 1, -1], [10, None, 30], [None, [("h", b"x")], None])
+    n = impl.produce.produce_batch(p, "out", values=[b"v1", None, b"v3"],
+                                   keys=[b"k1", b"k2", None], partitions=[0, 1, -1],
+                                   timestamps=[10, None, 30],
+                                   headers=[None, [("h", b"x")], None])
     assert n == 3
     assert p.produced == [("out", b"v1", b"k1", 0, None, 10, None),
                           ("out", None, b"k2", 1, None, 0, [("h", b"x")]),
@@ -957,17 +1023,20 @@ def test_produce_batch_columns_in_order(impl):
 def test_produce_batch_one_partition_and_last_callback(impl):
     p = _FakeProducer()
     cb = object()
-    impl.produce.produce_batch(p, "cl", (b"a", b"b"), (b"ka", b"kb"), 5, last_on_delivery=cb)
+    impl.produce.produce_batch(p, "cl", values=(b"a", b"b"), keys=(b"ka", b"kb"), partitions=5,
+                               last_on_delivery=cb)
     assert [r[3] for r in p.produced] == [5, 5]
     assert [r[4] for r in p.produced] == [None, cb]
     assert [r[5] for r in p.produced] == [0, 0]
-    assert impl.produce.produce_batch(p, "cl", [], [], 5, last_on_delivery=cb) == 0
+    assert impl.produce.produce_batch(p, "cl", keys=[], values=[], partitions=5,
+                                      last_on_delivery=cb) == 0
 
 
 def test_produce_batch_full_queue_polls_and_resumes(impl):
     p = _FakeProducer(room=3)
     keys = [str(i).encode() for i in range(10)]
-    assert impl.produce.produce_batch(p, "out", keys, keys, [0] * 10, poll_timeout=0.01) == 10
+    assert impl.produce.produce_batch(p, "out", keys=keys, values=keys, partitions=[0] * 10,
+                                      poll_timeout=0.01) == 10
     assert [r[2] for r in p.produced] == keys      # each once, in order
     assert p.polls == [0.01, 0.01, 0.01]
 
@@ -975,11 +1044,14 @@ def test_produce_batch_full_queue_polls_and_resumes(impl):
 def test_produce_batch_length_mismatch(impl):
     p = _FakeProducer()
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k", b"k2"], [0, 0])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k", b"k2"], partitions=[0, 0])
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0, 1])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k"], partitions=[0, 1])
     with pytest.raises(ValueError):
-        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0], [1, 2])
+        impl.produce.produce_batch(p, "out", values=[b"v"], keys=[b"k"], partitions=[0],
+                                   timestamps=[1, 2])
+    with pytest.raises(TypeError):
+        impl.produce.produce_batch(p, "out", [b"v"], [b"k"], [0])  # columns go by keyword
     assert p.produced == []
 
 
@@ -988,7 +1060,7 @@ def test_produce_batch_other_errors_propagate(impl):
         def produce(self, *args):
             raise TypeError("bad value")
     with pytest.raises(TypeError):
-        impl.produce.produce_batch(Failing(), "out", [b"v"], [b"k"], [0])
+        impl.produce.produce_batch(Failing(), "out", values=[b"v"], keys=[b"k"], partitions=[0])
 
 
 # --- reuse of consumed key bytes --------------------------------------------------------------
@@ -996,14 +1068,14 @@ def test_produce_batch_other_errors_propagate(impl):
 
 def _pass_through(impl, src_key_serde, sink_key_serde, processor):
     s = impl.serde
-    src = impl.dispatch.SourceNode("in", ["t"], src_key_serde, s.BYTES)
-    node = impl.dispatch.ProcessorNode("p", processor, ())
-    sink = impl.dispatch.SinkNode("out", "o", sink_key_serde, s.BYTES)
+    task = FakeTask()
+    src = impl.dispatch.SourceNode("in", task, ["t"], src_key_serde, s.BYTES)
+    node = impl.dispatch.ProcessorNode("p", task, processor, ())
+    sink = impl.dispatch.SinkNode("out", task, "o", sink_key_serde, s.BYTES)
     src.add_child(node)
     node.add_child(sink)
-    task = FakeTask()
     for n in (src, node, sink):
-        n.init(task)
+        n.init()
     return src, task
 
 
@@ -1023,7 +1095,7 @@ class _Forward:
                 keys = batch.keys
                 if change is not None:
                     change(keys)
-                self.ctx.forward_batch(keys, batch.values)
+                self.ctx.forward_batch(keys, batch.values, like=batch)
         return P()
 
 
@@ -1084,8 +1156,8 @@ def test_reused_key_bytes_and_serialized_keys(impl):
     assert d.key_origin(keys, raw, s.JSON) is None
     assert d.key_origin(keys, raw, s.FLOAT64) is None
     assert d.reused_key_bytes(FakeTask(), keys, s.STRING) is None
-    node = d.ProcessorNode("p", _Forward(impl).make(), ())
-    node.init(task)
+    node = d.ProcessorNode("p", task, _Forward(impl).make(), ())
+    node.init()
     assert node.context.serialized_keys(keys, s.STRING) is raw
     assert node.context.serialized_keys(["x"], s.STRING) == [b"x"]
 
@@ -1096,7 +1168,7 @@ def test_count_batch_with_key_bytes(impl):
     st2 = _store(impl, key_serde=s.STRING, value_serde=s.INT64)
     keys = ["a", "b", "a", "c", "a"]
     kbs = [k.encode() for k in keys]
-    assert impl.store.count_batch(st1, keys) == [1, 1, 2, 1, 3]
-    assert impl.store.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
-    assert impl.store.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
+    assert impl.counting.count_batch(st1, keys) == [1, 1, 2, 1, 3]
+    assert impl.counting.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
+    assert impl.counting.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
     assert st2.get("a") == 6 and st1.get("a") == 3

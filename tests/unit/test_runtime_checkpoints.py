@@ -5,13 +5,13 @@ from __future__ import annotations
 import types
 
 import cstreams as cs
+from cstreams.internals.state.checkpoint import read_checkpoint
 from cstreams.runtime.task_manager import (
     CHECKPOINT_DELTA,
     RUNNING,
     ManagedTask,
     TaskManager,
 )
-from cstreams.state.checkpoint import read_checkpoint
 
 TP = ("app-counts-changelog", 0)
 

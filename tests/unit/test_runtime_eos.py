@@ -10,14 +10,14 @@ pytest.importorskip("confluent_kafka")
 from confluent_kafka import KafkaError, KafkaException  # noqa: E402
 
 import cstreams as cs  # noqa: E402
-from cstreams import kafka  # noqa: E402
-from cstreams.errors import ConfigurationError  # noqa: E402
-from cstreams.runtime import config  # noqa: E402
-from cstreams.runtime.errors import (  # noqa: E402
+from cstreams.errors import (  # noqa: E402
+    ConfigurationError,  # noqa: E402
     ProducerFencedError,
     TransactionAbortedError,
     TransactionError,
 )
+from cstreams.internals import kafka  # noqa: E402
+from cstreams.runtime import config  # noqa: E402
 from cstreams.runtime.transaction import TransactionalProducer, stable_instance_id  # noqa: E402
 
 

@@ -169,4 +169,4 @@ def test_factory_must_return_processor():
     t.add_processor("p", lambda: object(), parents="in")
     sub = t.validate()[0]
     with pytest.raises(TopologyError, match="factory of processor 'p' returned object"):
-        t.build_nodes(sub)
+        t.build_nodes(sub, None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import confluent_kafka as _ck
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -25,11 +24,6 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 _rdkafka_log = logging.getLogger("cstreams.librdkafka")
 
 PARTITION_EOF = KafkaError._PARTITION_EOF
-
-
-def version():
-    """(confluent-kafka version, librdkafka version) strings."""
-    return _ck.version()[0], _ck.libversion()[0]
 
 
 def _with_logger(conf):
@@ -83,11 +77,6 @@ def make_admin(conf) -> AdminClient:
     return AdminClient(_with_logger(conf))
 
 
-def new_topic(name, partitions, config=None) -> NewTopic:
-    return NewTopic(name, num_partitions=int(partitions), replication_factor=-1,
-                    config=dict(config or {}))
-
-
 def error_code(exc):
     """The KafkaError code inside a KafkaException (or a KafkaError), else None."""
     err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
@@ -114,6 +103,4 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
-    "new_topic",
-    "version",
 ]

@@ -14,6 +14,7 @@ from cstreams import handlers as _handlers
 from cstreams import names as _names
 from cstreams import record_errors as _record_errors
 from cstreams import timestamps as _timestamps
+from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import CStreamsError, ProcessingError, StoreError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
 
@@ -46,29 +47,23 @@ class _TaskStores(dict):
         return self.global_stores[name]
 
 
-class Task:
+class Task(_dispatch.TaskContext):
+    """Implements the dispatch layer's TaskContext: what its nodes may ask of it."""
+
     def __init__(self, topology, sub, partition, collector, *, application_id="cstreams",
                  state_dir=None, error_handler=None, wall_clock_ms=0, global_stores=None):
+        super().__init__(application_id, f"{sub.id}_{partition}", partition, collector)
         self.topology = topology
         self.sub = sub
-        self.partition = partition
-        self.task_id = f"{sub.id}_{partition}"
-        self.application_id = application_id
-        self.collector = collector
         self.state_dir = state_dir
         self.error_handler = _handlers.resolve(error_handler)
-        self.stream_time = -1
         self.wall_clock_ms = wall_clock_ms
-        self.commit_requested = False
         self.stores = _TaskStores(global_stores)
         self.metrics = collections.Counter()
         self._punctuations = []
         self._flush_listeners = []
         self._raw = None
-        # (decoded keys, consumed key bytes, serde) of the batch in hand, set by its source
-        # node: sinks and stores reuse the bytes for keys that pass through unchanged.
-        self._key_origin = None
-        self._sources_by_name, self.nodes = topology.build_nodes(sub)
+        self._sources_by_name, self.nodes = topology.build_nodes(sub, self)
         self._source_by_topic = {}
         for src in self._sources_by_name.values():
             for t in src.topics:
@@ -101,7 +96,7 @@ class Task:
     def _init_nodes(self):
         for node in self.nodes:
             try:
-                node.init(self)
+                node.init()
             except Exception as e:
                 raise self._lifecycle_error("init", node, e) from e
 
@@ -135,7 +130,7 @@ class Task:
         self._punctuations = []
         self._flush_listeners = []
         self.stream_time = -1
-        self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub)
+        self._sources_by_name, self.nodes = self.topology.build_nodes(self.sub, self)
         self._source_by_topic = {}
         for src in self._sources_by_name.values():
             for t in src.topics:

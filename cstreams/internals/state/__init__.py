@@ -1,6 +1,6 @@
 """Task state directories: changelog checkpoints and the task-directory lock."""
 
-from cstreams.state.checkpoint import (
+from cstreams.internals.state.checkpoint import (
     CHECKPOINT_FILE,
     CHECKPOINT_VERSION,
     LOCK_FILE,
