@@ -74,6 +74,8 @@ class TaskManager:
         self.failed = False         # no commit may happen any more (a record failed)
         self.closed_task_metrics = {}
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
+        # Readiness (cstreams.health): an assignment arrived and no revocation followed it.
+        self.assigned = False
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
@@ -87,10 +89,12 @@ class TaskManager:
                 paused.append(kafka.TopicPartition(tp.topic, tp.partition))
         if paused:
             consumer.pause(paused)
+        self.assigned = True    # last: its tasks exist (and restore) before it is ready
         log.info("assigned %d partition(s): %d task(s) (%s)", len(partitions), len(self.tasks),
                  ", ".join(sorted(mt.task_id for mt in self.tasks.values())) or "none")
 
     def on_revoke(self, consumer, partitions):
+        self.assigned = False
         if not partitions:
             return
         if not self.failed and self.commit is not None:
@@ -98,6 +102,7 @@ class TaskManager:
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=True)
 
     def on_lost(self, consumer, partitions):
+        self.assigned = False
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
                     "without a commit", len(partitions))
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)
