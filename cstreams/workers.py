@@ -272,10 +272,23 @@ def _publish(app, index, path):
     os.replace(tmp, path)
 
 
+def _stop_with_parent():
+    """Linux: SIGTERM this worker (a clean stop) if the supervisor dies without stopping it
+    (SIGKILL), instead of leaving an orphan group member behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(sup, index):
     """Worker process body (forked): one App, its snapshot published until it stops."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    _stop_with_parent()
     if sup.metrics_server is not None:
         sup.metrics_server.close_in_child()
     app = sup.app.for_worker(index, worker_state_dir(sup.app.state_dir, index),
