@@ -11,7 +11,9 @@ every 0.1 s. Steady state is the span from the first scrape where the workers' r
 above 0 to the first where their records_out reached every input record; records/s is the
 input over that span, CPU per record the CPU (user+system, /proc) the worker processes spent
 over it divided by the input. The broker's CPU over the same span is reported too: it runs
-on the same two cores. Every output is read back and checked (count and hash sum).
+on the same two cores; and the time the workers' threads were runnable but waiting for a CPU
+(/proc schedstat) per second of the span, which is what other load on the machine costs.
+Every output is read back and checked (count and hash sum).
 
     python bench/workers_scaling.py [--records 300000] [--partitions 4] [--processes 1,2]
 """
@@ -35,7 +37,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-ROUNDS = int(os.environ.get("CSTREAMS_BENCH_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("CSTREAMS_BENCH_ROUNDS", "1"))
 VALUE_BYTES = 32
 
 
@@ -117,6 +119,19 @@ def proc_cpu(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_wait(pid):
+    """Seconds the threads of a live process spent runnable but waiting for a CPU
+    (/proc/PID/task/*/schedstat, second field): what other load on the cores costs it."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def scrape(port):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -168,18 +183,20 @@ def run_once(broker, in_topic, partitions, records, processes, workdir):
             now = time.monotonic()
             if start is None and rin > 0 and len(pids) == processes:
                 start = (now, rin, {w: proc_cpu(int(p)) for w, p in pids.items()},
-                         proc_cpu(broker.pid))
+                         proc_cpu(broker.pid),
+                         sum(runqueue_wait(int(p)) for p in pids.values()))
             elif start is not None and rout >= records:
                 end = (now, {w: proc_cpu(int(p)) for w, p in pids.items()},
-                       proc_cpu(broker.pid), s)
+                       proc_cpu(broker.pid), s,
+                       sum(runqueue_wait(int(p)) for p in pids.values()))
             time.sleep(0.1)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
         log.close()
-    t0, in0, cpu0, b0 = start
-    t1, cpu1, b1, s = end
+    t0, in0, cpu0, b0, rq0 = start
+    t1, cpu1, b1, s, rq1 = end
     if set(cpu0) != set(cpu1):
         raise RuntimeError("a worker restarted during the measurement")
     n = records - in0          # records processed inside the measured span
@@ -189,10 +206,12 @@ def run_once(broker, in_topic, partitions, records, processes, workdir):
     workers_cpu = sum(cpu1[w] - cpu0[w] for w in cpu1)
     per_worker = {w: int(v) for w, v in s["cstreams_records_in_total"].items()}
     got, total = read_output(broker.bootstrap_servers, out_topic, partitions, records)
-    return {"processes": processes, "records_in_span": n, "seconds": secs,
+    return {"processes": processes, "loadavg_1min": os.getloadavg()[0],
+            "records_in_span": n, "seconds": secs,
             "records_per_s": n / secs, "cpu_us_per_record": workers_cpu / n * 1e6,
             "broker_cpu_us_per_record": (b1 - b0) / n * 1e6,
-            "cpu_util_workers": workers_cpu / secs, "per_worker_records": per_worker,
+            "cpu_util_workers": workers_cpu / secs, "runqueue_wait_s": rq1 - rq0,
+            "per_worker_records": per_worker,
             "output_records": got, "output_hash_sum": total, "exit_code": code}
 
 
@@ -225,13 +244,17 @@ def main(argv=None):
                 raise SystemExit(f"N={n}: output not verified: {r}")
     base = results[0]["records_per_s"]
     print(f"\ncore: {IMPLEMENTATION}; transform alone: {cost:.1f} us/record (ROUNDS={ROUNDS}); "
-          f"{args.records} records, {args.partitions} partitions, {os.cpu_count()} CPUs")
+          f"{args.records} records, {args.partitions} partitions, {os.cpu_count()} CPUs; "
+          f"load average at the end of each run: "
+          + ", ".join(f"{r['loadavg_1min']:.1f}" for r in results))
     print(f"{'N':>3} {'records/s':>10} {'speedup':>8} {'CPU us/rec':>11} "
-          f"{'broker us/rec':>14} {'worker CPU util':>16}  records per worker")
+          f"{'broker us/rec':>14} {'worker CPU util':>16} {'waiting for a CPU':>18}  "
+          f"records per worker")
     for r in results:
         print(f"{r['processes']:>3} {r['records_per_s']:>10.0f} "
               f"{r['records_per_s'] / base:>7.2f}x {r['cpu_us_per_record']:>11.1f} "
-              f"{r['broker_cpu_us_per_record']:>14.1f} {r['cpu_util_workers']:>16.2f}  "
+              f"{r['broker_cpu_us_per_record']:>14.1f} {r['cpu_util_workers']:>16.2f} "
+              f"{r['runqueue_wait_s'] / r['seconds']:>17.2f}s/s  "
               f"{r['per_worker_records']}")
 
 
