@@ -7,6 +7,11 @@
     ...
     app.close()            # stop, commit, join; raises the error that stopped the app
 
+    app.run(processes=4)   # a supervisor and 4 worker processes (cstreams.workers)
+
+``metrics_port``: serve Prometheus metrics and health probes over HTTP while the app runs
+(cstreams.metrics_http, cstreams.health); 0 picks a free port (``app.metrics_address``).
+
 Settings the runtime owns and how ``config`` reaches each client: cstreams.runtime.config.
 The commit protocols (at-least-once and exactly_once_v2): cstreams.runtime.commit; the
 transactional producer and its transactional.id: cstreams.runtime.transaction.
@@ -123,7 +128,10 @@ class App:
                  poll_timeout_ms: int = 100, metadata_timeout_s: float = 30.0,
                  flush_timeout_s: float = 60.0, progress_interval_ms: int = 30_000,
                  changelog_replication_factor: int = -1, instance_id: str | None = None,
-                 max_batch_latency_ms: float = 100.0):
+                 max_batch_latency_ms: float = 100.0, metrics_port: int | None = None,
+                 metrics_host: str = "0.0.0.0"):
+        # Every argument as given: a worker process builds its App from them (for_worker).
+        self._settings = {k: v for k, v in locals().items() if k != "self"}
         if not isinstance(topology, Topology):
             raise ConfigurationError(f"App needs a cstreams.Topology, got {type(topology)!r}")
         topology.validate()
@@ -197,8 +205,29 @@ class App:
         self.flush_timeout_s = flush_timeout_s
         self.progress_interval_ms = progress_interval_ms
         self.changelog_replication_factor = changelog_replication_factor
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics_server = None
         self._stream = None
         self._thread = None
+
+    def for_worker(self, index: int, state_dir: str, instance_id: str | None) -> App:
+        """The App of worker ``index`` of a supervisor (cstreams.workers): the same settings,
+        its own state directory and, under exactly-once, its own stable transactional.id
+        (``<application_id>-<instance_id>``, or the user's transactional.id + ``-w<index>``);
+        the supervisor serves the metrics endpoint."""
+        kw = dict(self._settings, state_dir=state_dir, metrics_port=None)
+        if self.exactly_once:
+            conf = dict(kw["config"] or {})
+            tid = _config.user_transactional_id(conf)
+            if tid is not None:
+                for key in ("transactional.id", "producer.transactional.id"):
+                    if key in conf:
+                        conf[key] = f"{tid}-w{index}"
+                kw["config"] = conf
+            else:
+                kw["instance_id"] = instance_id
+        return App(**kw)
 
     # --- lifecycle ------------------------------------------------------------------------
     def _new_stream(self):
@@ -207,9 +236,18 @@ class App:
         self._stream = StreamThread(self)
         return self._stream
 
-    def run(self):
+    def run(self, processes: int = 1):
         """Run in this thread until SIGINT/SIGTERM (or close() from another thread); raise
-        the error that stopped the app, if any."""
+        the error that stopped the app, if any.
+
+        ``processes`` > 1: run a supervisor of that many worker processes instead, each a
+        full instance and group member (cstreams.workers.Supervisor); SIGINT/SIGTERM stop
+        them all with a final commit each. Raises WorkersFailed if workers kept dying."""
+        if processes != 1:
+            from cstreams.workers import Supervisor
+
+            Supervisor(self, processes).run()
+            return
         stream = self._new_stream()
         restore = {}
         if threading.current_thread() is threading.main_thread():
@@ -220,8 +258,10 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 restore[sig] = signal.signal(sig, on_signal)
         try:
+            self._serve_metrics()
             stream.run()
         finally:
+            self._stop_serving()
             for sig, old in restore.items():
                 signal.signal(sig, old)
         if stream.error is not None:
@@ -231,12 +271,14 @@ class App:
         """Run the loop in a background thread. Returns once the app is connected and
         subscribed; raises (after cleaning up) if that fails."""
         stream = self._new_stream()
+        self._serve_metrics()
         self._thread = threading.Thread(target=stream.run, name=f"cstreams-{self.application_id}",
                                         daemon=True)
         self._thread.start()
         stream.started_event.wait()
         if stream.error is not None:
             self._thread.join()
+            self._stop_serving()
             raise stream.error
         return self
 
@@ -251,6 +293,7 @@ class App:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 raise TimeoutError(f"the app did not stop within {timeout} s")
+        self._stop_serving()
         if stream.error is not None:
             err, stream.error = stream.error, None
             raise err
@@ -269,6 +312,33 @@ class App:
         if stream is None or stream.tasks is None:
             return {"application_id": self.application_id, "tasks": {}}
         return stream.metrics.snapshot(stream)
+
+    def health(self) -> dict:
+        """{"live": bool, "ready": bool, "state": str} (cstreams.health)."""
+        from cstreams import health
+
+        return health.not_started() if self._stream is None else health.status(self._stream)
+
+    @property
+    def metrics_address(self):
+        """(host, port) of the metrics and health endpoint while it is served, else None."""
+        srv = self.metrics_server
+        return None if srv is None else (srv.host, srv.port)
+
+    def _serve_metrics(self):
+        if self.metrics_port is None or self.metrics_server is not None:
+            return
+        from cstreams.metrics_http import MetricsServer, SnapshotCollector
+
+        collector = SnapshotCollector(["application_id"],
+                                      lambda: [([self.application_id], self.metrics())])
+        self.metrics_server = MetricsServer(collector, self.health, host=self.metrics_host,
+                                            port=self.metrics_port)
+
+    def _stop_serving(self):
+        srv, self.metrics_server = self.metrics_server, None
+        if srv is not None:
+            srv.close()
 
     def __enter__(self):
         return self.start()

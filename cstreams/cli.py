@@ -73,6 +73,12 @@ def _parser():
     r.add_argument("--error-handler", default="fail",
                    help="fail, skip or dead-letter:TOPIC")
     r.add_argument("--progress-interval-ms", type=int, default=30_000)
+    r.add_argument("--processes", type=int, default=1,
+                   help="worker processes (default 1: this process runs the app); each is a "
+                        "group member with its own state directory (cstreams.workers)")
+    r.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics (Prometheus) and /health/live, /health/ready here")
+    r.add_argument("--metrics-host", default="0.0.0.0")
     r.add_argument("--log-level", default="INFO")
     return p
 
@@ -95,8 +101,9 @@ def main(argv=None):
                   instance_id=args.instance_id,
                   commit_interval_ms=args.commit_interval_ms,
                   error_handler=args.error_handler,
-                  progress_interval_ms=args.progress_interval_ms)
-        app.run()
+                  progress_interval_ms=args.progress_interval_ms,
+                  metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+        app.run(processes=args.processes)
         return 0
     except CStreamsError as e:
         print(f"cstreams: error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -1,4 +1,11 @@
-"""Counters of a running app: a snapshot dict and the periodic progress line."""
+"""Counters of a running app: a snapshot dict and the periodic progress line.
+
+Consumer lag per partition is sampled by the poll thread itself (``maybe_sample_lag``) and
+published in the snapshot: confluent-kafka's get_watermark_offsets called from another thread
+(a metrics scrape) stalled behind the poll loop. The high watermark is the cached one (updated
+by every fetch, no request to the broker); some brokers report it below the real end of the
+log (TESTING.md: the test broker does), so a lag is never below 0 and may read low there.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,12 @@ import collections
 import logging
 import time
 
+from cstreams import health
 from cstreams.internals import kafka
 
 log = logging.getLogger("cstreams.progress")
+
+LAG_INTERVAL_S = 1.0
 
 
 class Metrics:
@@ -20,6 +30,35 @@ class Metrics:
         self.started = time.monotonic()
         self._last = (self.started, 0, 0)
         self._next_progress = self.started + progress_interval_s if progress_interval_s else None
+        self.snapshot_cache = {}
+        self.lag_interval_s = LAG_INTERVAL_S
+        self._next_lag = self.started
+        # [{"topic", "partition", "position", "committed", "high_watermark", "lag"}]
+        self.partitions = []
+
+    def maybe_sample_lag(self, now, thread):
+        """Poll thread only: refresh ``partitions`` from the cached high watermarks."""
+        if now < self._next_lag:
+            return
+        self._next_lag = now + self.lag_interval_s
+        tasks = thread.tasks
+        out = []
+        for topic, partition in sorted(tasks.by_partition):
+            tp = (topic, partition)
+            position = tasks.consumed.get(tp)
+            committed = tasks.committed.get(tp)
+            try:
+                _, high = thread.consumer.get_watermark_offsets(
+                    kafka.TopicPartition(topic, partition), cached=True)
+            except Exception:  # noqa: BLE001 - no fetch answered yet
+                high = None
+            if high is not None and high < 0:
+                high = None
+            base = committed if committed is not None else position
+            lag = None if high is None or base is None else max(high - base, 0)
+            out.append({"topic": topic, "partition": partition, "position": position,
+                        "committed": committed, "high_watermark": high, "lag": lag})
+        self.partitions = out
 
     def maybe_report(self, now, thread):
         if self._next_progress is None or now < self._next_progress:
@@ -41,19 +80,10 @@ class Metrics:
             thread.restorer.records_restored, thread.poll_size.size, p50, p99,
         )
 
-    @staticmethod
-    def lag(thread):
-        """Sum over assigned partitions of (cached high watermark - next offset), or None."""
-        total = 0
-        try:
-            for (topic, partition), pos in list(thread.tasks.consumed.items()):
-                _, high = thread.consumer.get_watermark_offsets(
-                    kafka.TopicPartition(topic, partition), cached=True)
-                if high is not None and high >= 0:
-                    total += max(high - pos, 0)
-        except Exception:  # noqa: BLE001 - best effort
-            return None
-        return total
+    def lag(self, thread):
+        """Sum of the last sampled per-partition lags, or None when none is known."""
+        lags = [p["lag"] for p in self.partitions if p["lag"] is not None]
+        return sum(lags) if lags else None
 
     def snapshot(self, thread):
         for _ in range(5):  # the loop thread may change the dicts while we copy them
@@ -103,4 +133,7 @@ class Metrics:
             "batch_latency_ms_max": worst,
             "max_batch_latency_ms": thread.poll_size.max_latency_ms,
             "tasks": tasks,
+            "restoring": thread.restorer.progress(),
+            "partitions": [dict(p) for p in self.partitions],
+            **health.status(thread),
         }

@@ -61,6 +61,13 @@ class StoreRestorer:
     def active(self):
         return bool(self._pending)
 
+    def restoring(self, task_id):
+        return task_id in self._by_task
+
+    def progress(self):
+        """{task_id: records restored so far} of the tasks still restoring."""
+        return dict(self._counts)
+
     def add(self, task, plan):
         """Start restoring ``task``: plan = [(store, changelog topic, partition, offset or
         None for the beginning[, end offset: stop there instead of at EOF])]. Returns True

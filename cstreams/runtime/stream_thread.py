@@ -220,6 +220,7 @@ class StreamThread:
             if now >= next_commit or tasks.commit_requested():
                 self.committer.commit("interval")
                 next_commit = time.monotonic() + commit_interval
+            metrics.maybe_sample_lag(now, self)
             metrics.maybe_report(now, self)
 
     def _consumer_errors(self, errors):

@@ -84,6 +84,8 @@ class TaskManager:
         self.closed_task_metrics = {}
         self.global_stores = None   # {name: store} of the instance's global stores
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
+        # Readiness (cstreams.health): an assignment arrived and no revocation followed it.
+        self.assigned = False
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
@@ -101,10 +103,12 @@ class TaskManager:
                 paused.append(kafka.TopicPartition(tp.topic, tp.partition))
         if paused:
             consumer.pause(paused)
+        self.assigned = True    # last: its tasks exist (and restore) before it is ready
         log.info("assigned %d partition(s): %d task(s) (%s)", len(partitions), len(self.tasks),
                  ", ".join(sorted(mt.task_id for mt in self.tasks.values())) or "none")
 
     def on_revoke(self, consumer, partitions):
+        self.assigned = False
         if not partitions:
             return
         if not self.failed and self.commit is not None:
@@ -117,6 +121,7 @@ class TaskManager:
                  or "none")
 
     def on_lost(self, consumer, partitions):
+        self.assigned = False
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
                     "without a commit", len(partitions))
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)

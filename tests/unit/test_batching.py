@@ -80,12 +80,14 @@ def test_metrics_snapshot_reports_poll_size_and_batch_latency():
     c.observe(1000, 0.020)
     c.observe(2000, 0.030)
     thread = types.SimpleNamespace(
-        tasks=types.SimpleNamespace(closed_task_metrics={}, closed_node_metrics={}, tasks={}),
+        tasks=types.SimpleNamespace(closed_task_metrics={}, closed_node_metrics={}, tasks={},
+                                    assigned=True),
         committer=types.SimpleNamespace(commits=0, last_latency_ms=0.0, total_latency_ms=0.0),
         collector=types.SimpleNamespace(sent=0, ignored_failures=0),
         changelog_producer=types.SimpleNamespace(sent=0),
-        restorer=types.SimpleNamespace(records_restored=0),
-        poll_size=c,
+        restorer=types.SimpleNamespace(records_restored=0, progress=dict, active=False),
+        poll_size=c, error=None, consumer=object(), stop_event=types.SimpleNamespace(
+            is_set=lambda: False),
     )
     snap = Metrics("app", 0).snapshot(thread)
     assert snap["poll_size"] == 4000
