@@ -169,8 +169,10 @@ def send_failed(sink, batch, exc, kbs, vbs, partitions):
         if start >= n:
             return
         headers = batch.headers
+        task = sink.task
+        send = getattr(task, "send", None) or task.collector.send_batch
         try:
-            sink.task.collector.send_batch(
+            send(
                 sink.topic, kbs[start:], vbs[start:], batch.timestamps[start:],
                 None if headers is None else headers[start:],
                 partitions if type(partitions) is int else partitions[start:])

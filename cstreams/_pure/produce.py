@@ -44,5 +44,9 @@ def produce_batch(producer, topic, values, keys, partitions, timestamps=None, he
         except BufferError:
             producer.poll(poll_timeout)
             continue
+        except Exception as e:
+            # Which record the client refused (cstreams.record_errors.send_failed).
+            e.produced = i
+            raise
         i += 1
     return n
