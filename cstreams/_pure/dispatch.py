@@ -9,7 +9,6 @@ from cstreams.errors import (
     DeserializationError,
     ProcessingError,
     SerdeError,
-    SerializationError,
 )
 
 from .processor import BatchProcessor
