@@ -115,6 +115,9 @@ class Topology:
             raise TopologyError(f"source {name!r} needs either topics or a pattern, not both")
         if isinstance(pattern, str):
             pattern = re.compile(pattern)
+        # Registry serdes name subjects after the topic; a source of several topics (or a
+        # pattern) decodes by schema id alone.
+        bound = topics[0] if len(topics) == 1 else None
         for t in topics:
             _names.check(t, f"source {name!r}: topic", TopologyError)
             for other in self._nodes.values():
@@ -125,8 +128,8 @@ class Topology:
                     )
         self._nodes[name] = _SourceSpec(
             name, topics, pattern,
-            _serde_mod.resolve(key_serde, f"source {name!r} key serde"),
-            _serde_mod.resolve(value_serde, f"source {name!r} value serde"),
+            _serde_mod.resolve(key_serde, f"source {name!r} key serde", bound, True),
+            _serde_mod.resolve(value_serde, f"source {name!r} value serde", bound, False),
             internal=bool(internal),
             timestamp_extractor=_timestamps.resolve(timestamp_extractor),
         )
@@ -166,8 +169,8 @@ class Topology:
             raise TopologyError(f"sink {name!r}: partitioner must be callable")
         self._nodes[name] = _SinkSpec(
             name, topic, self._parents(name, parents),
-            _serde_mod.resolve(key_serde, f"sink {name!r} key serde"),
-            _serde_mod.resolve(value_serde, f"sink {name!r} value serde"),
+            _serde_mod.resolve(key_serde, f"sink {name!r} key serde", topic, True),
+            _serde_mod.resolve(value_serde, f"sink {name!r} value serde", topic, False),
             partitioner, internal=bool(internal),
         )
         return self
@@ -424,8 +427,11 @@ class Topology:
             if getattr(spec, "internal", False):
                 if spec.kind == "source":
                     changes["topics"] = [f"{application_id}-{t}" for t in spec.topics]
+                    bound = changes["topics"][0] if len(spec.topics) == 1 else None
                 else:
-                    changes["topic"] = f"{application_id}-{spec.topic}"
+                    changes["topic"] = bound = f"{application_id}-{spec.topic}"
+                changes["key_serde"] = _serde_mod.resolve(spec.key_serde, "", bound, True)
+                changes["value_serde"] = _serde_mod.resolve(spec.value_serde, "", bound, False)
             out._nodes[name] = dataclasses.replace(spec, **changes)
         return out
 

@@ -31,8 +31,10 @@ class StoreSpec:
         # The name becomes a directory and part of a changelog topic name.
         _names.check(name, "store name", TopologyError)
         self.name = name
-        self.key_serde = _serde_mod.resolve(key_serde, f"store {name!r} key serde")
-        self.value_serde = _serde_mod.resolve(value_serde, f"store {name!r} value serde")
+        # Registry serdes of a store name their subjects after the store: <store>-key/-value.
+        self.key_serde = _serde_mod.resolve(key_serde, f"store {name!r} key serde", name, True)
+        self.value_serde = _serde_mod.resolve(value_serde, f"store {name!r} value serde", name,
+                                              False)
         self.logging = bool(logging)
         self.cache_max_entries = cache_max_entries
         self.changelog_config = dict(changelog_config or {})
