@@ -11,6 +11,7 @@ from cstreams import record_errors as _record_errors
 from cstreams.errors import (
     CStreamsError,
     DeserializationError,
+    ForwardError,
     ProcessingError,
     SerdeError,
 )
@@ -275,7 +276,7 @@ class ProcessorContext:
     def _target(self, to):
         i = self._by_name.get(to)
         if i is None:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r} forwards to {to!r}, which is not one of its children "
                 f"{[c.name for c, _ in self._outputs]}",
                 node=self._node.name,
@@ -312,14 +313,14 @@ class ProcessorContext:
         """
         n = len(keys)
         if len(values) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {n} keys and {len(values)} values",
                 node=self._node.name,
             )
         if like is not None:
             lb = like
             if len(lb.keys) != n:
-                raise ProcessingError(
+                raise ForwardError(
                     f"node {self._node.name!r}: forward_batch got {n} records like a batch of "
                     f"{len(lb.keys)}; ``like`` must line up with the outputs",
                     node=self._node.name,
@@ -334,13 +335,13 @@ class ProcessorContext:
             if timestamps is None:
                 timestamps = [self._timestamp()] * n
         if len(timestamps) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
                 f"for {n} records",
                 node=self._node.name,
             )
         if headers is not None and len(headers) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {len(headers)} headers for {n} "
                 f"records",
                 node=self._node.name,
