@@ -27,7 +27,9 @@ MODULES = (
     "store",
     "counting",
     "produce",
-    "dispatch",
+    "output",
+    "context",
+    "nodes",
 )
 
 
@@ -75,4 +77,6 @@ grouping = _mods["grouping"]
 store = _mods["store"]
 counting = _mods["counting"]
 produce = _mods["produce"]
-dispatch = _mods["dispatch"]
+output = _mods["output"]
+context = _mods["context"]
+nodes = _mods["nodes"]

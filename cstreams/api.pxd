@@ -17,7 +17,7 @@ from cstreams._core.record cimport (
     value_at,
 )
 from cstreams._core.processor cimport BatchProcessor
-from cstreams._core.dispatch cimport ProcessorContext
+from cstreams._core.context cimport ProcessorContext
 from cstreams._core.store cimport KeyValueStore
 from cstreams._core.serde cimport Serde
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 from cstreams import names as _names
 from cstreams import serde as _serde_mod
 from cstreams import timestamps as _timestamps
-from cstreams._impl import dispatch as _dispatch
+from cstreams._impl import nodes as _nodes
 from cstreams.errors import TopologyError
 from cstreams.processor import BatchProcessor, Processor
 from cstreams.stores import StoreSpec
@@ -386,10 +386,10 @@ class Topology:
         for name in sub.nodes:
             spec = self._nodes[name]
             if spec.kind == "source":
-                built[name] = _dispatch.SourceNode(name, task, spec.topics, spec.key_serde,
+                built[name] = _nodes.SourceNode(name, task, spec.topics, spec.key_serde,
                                                    spec.value_serde)
             elif spec.kind == "sink":
-                built[name] = _dispatch.SinkNode(name, task, spec.topic, spec.key_serde,
+                built[name] = _nodes.SinkNode(name, task, spec.topic, spec.key_serde,
                                                  spec.value_serde, spec.partitioner)
             else:
                 proc = spec.factory()
@@ -398,7 +398,7 @@ class Topology:
                         f"the factory of processor {name!r} returned {type(proc).__name__}, "
                         f"not a cstreams.Processor or BatchProcessor"
                     )
-                built[name] = _dispatch.ProcessorNode(name, task, proc, spec.stores)
+                built[name] = _nodes.ProcessorNode(name, task, proc, spec.stores)
         for name in sub.nodes:
             for c in self._children[name]:
                 built[name].add_child(built[c])

@@ -14,7 +14,7 @@ from cstreams import handlers as _handlers
 from cstreams import names as _names
 from cstreams import record_errors as _record_errors
 from cstreams import timestamps as _timestamps
-from cstreams._impl import dispatch as _dispatch
+from cstreams._impl import context as _context
 from cstreams.errors import CStreamsError, ProcessingError, StoreError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
 
@@ -47,8 +47,9 @@ class _TaskStores(dict):
         return self.global_stores[name]
 
 
-class Task(_dispatch.TaskContext):
-    """Implements the dispatch layer's TaskContext: what its nodes may ask of it."""
+class Task(_context.TaskContext):
+    """Implements the dispatch layer's TaskContext (cstreams._pure.context): what its nodes
+    may ask of it."""
 
     def __init__(self, topology, sub, partition, collector, *, application_id="cstreams",
                  state_dir=None, error_handler=None, wall_clock_ms=0, global_stores=None):

@@ -200,10 +200,10 @@ def test_dsl_join_after_a_key_change_repartitions_the_stream_by_the_table_key():
      .to("enriched"))
     topo = b.build()
     assert "by-customer-repartition" in topo.internal_topics()
-    from cstreams._impl import dispatch
+    from cstreams._impl import partitioner
 
     def home(key):       # where a producer's default partitioner puts the customer
-        return dispatch.murmur2_partitions([S.serialize(key)], 4)[0]
+        return partitioner.murmur2_partitions([S.serialize(key)], 4)[0]
 
     with TopologyTestDriver(topo, partitions={"orders": 2, "customers": 4}) as d:
         # Co-partitioned with the table, not sized by the 2 order partitions.

@@ -15,7 +15,7 @@ import types
 import pytest
 
 from cstreams._impl import MODULES, is_compiled
-from cstreams._pure.dispatch import TaskContext
+from cstreams._pure.context import TaskContext
 from cstreams.errors import CStreamsError, ProcessingError, SerdeError, StoreError
 from cstreams.processor import Processor
 from cstreams.stores.memory import InMemoryBackend
@@ -615,7 +615,7 @@ class Capture:
 
 def _graph(impl, processor, children=("c1", "c2"), stores=()):
     task = FakeTask()
-    node = impl.dispatch.ProcessorNode("p", task, processor, stores)
+    node = impl.nodes.ProcessorNode("p", task, processor, stores)
     caps = [Capture(n) for n in children]
     for c in caps:
         node.add_child(c)
@@ -642,7 +642,7 @@ def test_context_properties(impl):
     assert seen == dict(app="app", task="0_2", node="p", st=77, topic="t", part=3, off=52,
                         ts=1002, hdr=None, batch=b)
     ctx = node.context
-    assert isinstance(ctx, impl.dispatch.ProcessorContext)
+    assert isinstance(ctx, impl.context.ProcessorContext)
     assert (ctx.batch, ctx.topic, ctx.partition, ctx.offset, ctx.timestamp) == (
         None, None, 2, -1, -1)
     ctx.commit()
@@ -832,12 +832,12 @@ def test_batch_processor_per_record_call_and_errors(impl):
 def test_source_and_sink_nodes(impl):
     s = impl.serde
     task = FakeTask()
-    src = impl.dispatch.SourceNode("in", task, ["t"], s.STRING, s.INT32)
-    sink = impl.dispatch.SinkNode("out", task, "o", s.STRING, s.INT32)
+    src = impl.nodes.SourceNode("in", task, ["t"], s.STRING, s.INT32)
+    sink = impl.nodes.SinkNode("out", task, "o", s.STRING, s.INT32)
     src.add_child(sink)
     src.init()
     sink.init()
-    assert (src.kind, sink.kind, impl.dispatch.ProcessorNode.kind) == ("source", "sink",
+    assert (src.kind, sink.kind, impl.nodes.ProcessorNode.kind) == ("source", "sink",
                                                                        "processor")
     raw = impl.record.RecordBatch("t", 1, [b"21", None, b"abc"], [s.INT32.serialize(i) for i in
                                                                  (1, 2, 3)],
@@ -851,7 +851,7 @@ def test_source_and_sink_nodes(impl):
     with pytest.raises(CStreamsError, match="cannot deserialize the value of the record at topic"):
         src.process_raw(bad)
 
-    sink2 = impl.dispatch.SinkNode("out2", task, "o2", s.STRING, s.STRING,
+    sink2 = impl.nodes.SinkNode("out2", task, "o2", s.STRING, s.STRING,
                                    partitioner=lambda k, v, n: len(v) % n)
     sink2.init()
     with pytest.raises(CStreamsError) as e:
@@ -1071,9 +1071,9 @@ def test_produce_batch_other_errors_propagate(impl):
 def _pass_through(impl, src_key_serde, sink_key_serde, processor):
     s = impl.serde
     task = FakeTask()
-    src = impl.dispatch.SourceNode("in", task, ["t"], src_key_serde, s.BYTES)
-    node = impl.dispatch.ProcessorNode("p", task, processor, ())
-    sink = impl.dispatch.SinkNode("out", task, "o", sink_key_serde, s.BYTES)
+    src = impl.nodes.SourceNode("in", task, ["t"], src_key_serde, s.BYTES)
+    node = impl.nodes.ProcessorNode("p", task, processor, ())
+    sink = impl.nodes.SinkNode("out", task, "o", sink_key_serde, s.BYTES)
     src.add_child(node)
     node.add_child(sink)
     for n in (src, node, sink):
@@ -1144,7 +1144,7 @@ def test_key_bytes_are_serialized_when_keys_changed_or_serdes_differ(impl):
 
 
 def test_reused_key_bytes_and_serialized_keys(impl):
-    d, s = impl.dispatch, impl.serde
+    d, s = impl.context, impl.serde
     keys = s.STRING.deserialize_batch([b"k1", b"k2"])
     raw = [b"k1", b"k2"]
     task = FakeTask()
@@ -1158,7 +1158,7 @@ def test_reused_key_bytes_and_serialized_keys(impl):
     assert d.key_origin(keys, raw, s.JSON) is None
     assert d.key_origin(keys, raw, s.FLOAT64) is None
     assert d.reused_key_bytes(FakeTask(), keys, s.STRING) is None
-    node = d.ProcessorNode("p", task, _Forward(impl).make(), ())
+    node = impl.nodes.ProcessorNode("p", task, _Forward(impl).make(), ())
     node.init()
     assert node.context.serialized_keys(keys, s.STRING) is raw
     assert node.context.serialized_keys(["x"], s.STRING) == [b"x"]
