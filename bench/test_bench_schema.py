@@ -12,7 +12,6 @@ prints (batch vs per_record).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 import time
@@ -25,23 +24,13 @@ pytest.importorskip("fastavro")
 pytest.importorskip("google.protobuf")
 pytest.importorskip("jsonschema")
 
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
-from confluent_kafka.schema_registry.json_schema import (  # noqa: E402
-    JSONDeserializer,
-    JSONSerializer,
-)
-from confluent_kafka.schema_registry.protobuf import (  # noqa: E402
-    ProtobufDeserializer,
-    ProtobufSerializer,
-)
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 
 import cstreams as cs  # noqa: E402
-from cstreams.schema_registry import SchemaRegistry  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from examples.order_pb2 import Order  # noqa: E402
+from examples.orders import confluent_sides, new_order  # noqa: E402
 
 sys.path.remove(str(ROOT))
 
@@ -50,37 +39,13 @@ BATCH = 1_000       # records per batch, as a poll would hand a source
 ROUNDS = 7
 TOPIC = "orders"
 
-ORDER = {
-    "type": "record", "name": "Order", "namespace": "shop",
-    "fields": [{"name": "id", "type": "string"}, {"name": "user", "type": "string"},
-               {"name": "amount", "type": "long"}],
-}
-ORDER_JSON = {"title": "Order", "type": "object",
-              "properties": {"id": {"type": "string"}, "user": {"type": "string"},
-                             "amount": {"type": "integer"}},
-              "required": ["id", "user", "amount"]}
-
-
 def _records(fmt):
-    if fmt == "protobuf":
-        return [Order(id=f"order-{i}", user=f"user-{i % 1000}", amount=i * 37) for i in range(N)]
-    return [{"id": f"order-{i}", "user": f"user-{i % 1000}", "amount": i * 37} for i in range(N)]
+    return [new_order(fmt, f"order-{i}", f"user-{i % 1000}", i * 37) for i in range(N)]
 
 
 def _sides(fmt):
-    """(cstreams serde bound to TOPIC's value, confluent serializer, confluent deserializer)."""
-    url = f"mock://bench-{uuid.uuid4().hex}"
-    client = SchemaRegistry.of(url).client
-    if fmt == "avro":
-        return (cs.serde.avro(url, ORDER), AvroSerializer(client, json.dumps(ORDER)),
-                AvroDeserializer(client))
-    if fmt == "json_schema":
-        return (cs.serde.json_schema(url, ORDER_JSON),
-                JSONSerializer(json.dumps(ORDER_JSON), client),
-                JSONDeserializer(json.dumps(ORDER_JSON)))
-    conf = {"use.deprecated.format": False}
-    return (cs.serde.protobuf(url, Order), ProtobufSerializer(Order, client, conf),
-            ProtobufDeserializer(Order, conf))
+    """(cstreams serde, confluent serializer, confluent deserializer) of one fresh registry."""
+    return confluent_sides(fmt, f"mock://bench-{uuid.uuid4().hex}")
 
 
 def _chunks(seq):

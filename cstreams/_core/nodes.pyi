@@ -1,8 +1,7 @@
 from typing import Any, Optional, Sequence
 
-from .record import RecordBatch
-
 from .context import ProcessorContext, TaskContext
+from .record import RecordBatch
 
 class Node:
     kind: str

@@ -30,7 +30,6 @@ class Metrics:
         self.started = time.monotonic()
         self._last = (self.started, 0, 0)
         self._next_progress = self.started + progress_interval_s if progress_interval_s else None
-        self.snapshot_cache = {}
         self.lag_interval_s = LAG_INTERVAL_S
         self._next_lag = self.started
         # [{"topic", "partition", "position", "committed", "high_watermark", "lag"}]

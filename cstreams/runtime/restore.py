@@ -61,9 +61,6 @@ class StoreRestorer:
     def active(self):
         return bool(self._pending)
 
-    def restoring(self, task_id):
-        return task_id in self._by_task
-
     def progress(self):
         """{task_id: records restored so far} of the tasks still restoring."""
         return dict(self._counts)

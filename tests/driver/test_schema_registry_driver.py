@@ -21,21 +21,13 @@ from cstreams.testing import TopologyTestDriver  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from examples.order_pb2 import Order  # noqa: E402
+from examples.orders import ORDER_AVRO as ORDER  # noqa: E402
+from examples.orders import Order, new_order, order_serde  # noqa: E402
 
 sys.path.remove(str(ROOT))
 
-ORDER = {
-    "type": "record", "name": "Order", "namespace": "shop",
-    "fields": [{"name": "id", "type": "string"}, {"name": "user", "type": "string"},
-               {"name": "amount", "type": "long"}],
-}
 TOTAL = {"type": "record", "name": "Total", "namespace": "shop",
          "fields": [{"name": "user", "type": "string"}, {"name": "total", "type": "long"}]}
-ORDER_JSON = {"title": "Order", "type": "object",
-              "properties": {"id": {"type": "string"}, "user": {"type": "string"},
-                             "amount": {"type": "integer"}},
-              "required": ["id", "user", "amount"]}
 TOTAL_JSON = {"title": "Total", "type": "object",
               "properties": {"user": {"type": "string"}, "total": {"type": "integer"}},
               "required": ["user", "total"]}
@@ -68,17 +60,16 @@ class Totals(cs.BatchProcessor):
 
 
 def serdes(fmt, url):
+    """(order serde, total serde): protobuf totals reuse the Order message."""
     if fmt == "avro":
-        return cs.serde.avro(url, ORDER), cs.serde.avro(url, TOTAL)
+        return order_serde(fmt, url), cs.serde.avro(url, TOTAL)
     if fmt == "json_schema":
-        return cs.serde.json_schema(url, ORDER_JSON), cs.serde.json_schema(url, TOTAL_JSON)
-    return cs.serde.protobuf(url, Order), cs.serde.protobuf(url, Order)
+        return order_serde(fmt, url), cs.serde.json_schema(url, TOTAL_JSON)
+    return order_serde(fmt, url), order_serde(fmt, url)
 
 
 def make_order(fmt, i, user, amount):
-    if fmt == "protobuf":
-        return Order(id=f"o{i}", user=user, amount=amount)
-    return {"id": f"o{i}", "user": user, "amount": amount}
+    return new_order(fmt, f"o{i}", user, amount)
 
 
 def total_of(fmt, v):

@@ -18,14 +18,6 @@ pytest.importorskip("google.protobuf")
 pytest.importorskip("jsonschema")
 
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
-from confluent_kafka.schema_registry.json_schema import (  # noqa: E402
-    JSONDeserializer,
-    JSONSerializer,
-)
-from confluent_kafka.schema_registry.protobuf import (  # noqa: E402
-    ProtobufDeserializer,
-    ProtobufSerializer,
-)
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 from helpers import app_config, committed, consume_all, produce, wait_for  # noqa: E402
 
@@ -35,22 +27,12 @@ from cstreams.schema_registry import SchemaRegistry  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from examples.order_pb2 import Order  # noqa: E402
+from examples.orders import ORDER_AVRO as ORDER  # noqa: E402
+from examples.orders import Order, confluent_sides, new_order  # noqa: E402
 
 sys.path.remove(str(ROOT))
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-ORDER = {
-    "type": "record", "name": "Order", "namespace": "shop",
-    "fields": [{"name": "id", "type": "string"}, {"name": "user", "type": "string"},
-               {"name": "amount", "type": "long"}],
-}
-ORDER_JSON = {"title": "Order", "type": "object",
-              "properties": {"id": {"type": "string"}, "user": {"type": "string"},
-                             "amount": {"type": "integer"}},
-              "required": ["id", "user", "amount"]}
-
 
 def doubled(fmt):
     if fmt == "protobuf":
@@ -60,20 +42,8 @@ def doubled(fmt):
 
 def codec(fmt, url):
     """(cstreams serde, confluent serializer, confluent deserializer, make order)."""
-    client = SchemaRegistry.of(url).client
-    if fmt == "avro":
-        return (cs.serde.avro(url, ORDER), AvroSerializer(client, json.dumps(ORDER)),
-                AvroDeserializer(client), lambda i: {"id": f"o{i}", "user": f"u{i % 5}",
-                                                     "amount": i})
-    if fmt == "json_schema":
-        return (cs.serde.json_schema(url, ORDER_JSON),
-                JSONSerializer(json.dumps(ORDER_JSON), client),
-                JSONDeserializer(json.dumps(ORDER_JSON)),
-                lambda i: {"id": f"o{i}", "user": f"u{i % 5}", "amount": i})
-    conf = {"use.deprecated.format": False}
-    return (cs.serde.protobuf(url, Order), ProtobufSerializer(Order, client, conf),
-            ProtobufDeserializer(Order, conf),
-            lambda i: Order(id=f"o{i}", user=f"u{i % 5}", amount=i))
+    return (*confluent_sides(fmt, url),
+            lambda i: new_order(fmt, f"o{i}", f"u{i % 5}", i))
 
 
 def topology(fmt, serde, src, out):

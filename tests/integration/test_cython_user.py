@@ -172,7 +172,8 @@ def built(venv):
 def test_wheel_ships_the_cython_api(venv):
     pkg = venv.pkg
     for rel in ["api.pxd", "py.typed", "_core/__init__.pxd"] + [
-            f"_core/{m}.{ext}" for m in ("record", "processor", "output", "context", "nodes", "store", "serde")
+            f"_core/{m}.{ext}"
+            for m in ("record", "processor", "output", "context", "nodes", "store", "serde")
             for ext in ("pxd", "pyi")]:
         assert (pkg / rel).is_file(), f"{rel} is missing from the installed package"
 

@@ -34,23 +34,14 @@ from cstreams.schema_registry import RegistryUnavailableError, SchemaRegistry  #
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from examples.order_pb2 import Order, order_class  # noqa: E402
+from examples.orders import ORDER_AVRO as ORDER_V1  # noqa: E402
+from examples.orders import ORDER_JSON  # noqa: E402
 
 sys.path.remove(str(ROOT))
 
-ORDER_V1 = {
-    "type": "record", "name": "Order", "namespace": "shop",
-    "fields": [{"name": "id", "type": "string"}, {"name": "user", "type": "string"},
-               {"name": "amount", "type": "long"}],
-}
 ORDER_V2 = {
     "type": "record", "name": "Order", "namespace": "shop",
     "fields": ORDER_V1["fields"] + [{"name": "note", "type": "string", "default": ""}],
-}
-ORDER_JSON = {
-    "title": "Order", "type": "object",
-    "properties": {"id": {"type": "string"}, "user": {"type": "string"},
-                   "amount": {"type": "integer"}},
-    "required": ["id", "user", "amount"],
 }
 
 
