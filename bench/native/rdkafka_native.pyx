@@ -15,6 +15,7 @@ Linked against the librdkafka that confluent-kafka's wheel ships (setup.py besid
 one librdkafka per process. A spike, not the library: bench/ only (issue 18).
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize
 from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
@@ -310,6 +311,8 @@ cdef void _on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         d.failed += 1
 
 
+# __dealloc__ destroys the topic handles listed in self.topics: the GC must not clear it first.
+@cython.no_gc_clear
 cdef class NativeProducer:
     """A producer whose produce loop over serialized columns runs in C."""
 
