@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-windows bench-kstreams bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-windows bench-kstreams bench-native bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ KSTREAMS_ARGS ?= --records 1000000 --repeat 5
 bench-kstreams: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(KSTREAMS_ARGS) --variants \
 		floor,cstreams,cstreams-eos,kstreams-papi,kstreams-papi-eos,kstreams-dsl,kstreams-dsl-eos
+
+# Issue 18 spike (bench/native): the data path compiled onto the librdkafka of confluent-kafka's
+# wheel, built by bench/native/setup.py into bench/native/build/; W1's floor, the spike and
+# cstreams at-least-once measured in one run. NATIVE_ARGS="--records 400000 --repeat 5".
+NATIVE_ARGS ?= --records 400000 --repeat 5
+bench-native: install
+	$(PY) bench/native/setup.py
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/native/run.py $(NATIVE_ARGS)
 
 # W1 written in the Streams DSL next to the hand-built topology and the floor, same run.
 bench-e2e-dsl: install
