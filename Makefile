@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-w3 bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench-e2e: install
 # W1 written in the Streams DSL next to the hand-built topology and the floor, same run.
 bench-e2e-dsl: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_dsl.py $(E2E_ARGS)
+
+# W3 over the broker: orders joined to 100,000 customers (stream-table join), against the
+# client floor of the same run; at-least-once and exactly_once_v2.
+W3_ARGS ?= --orders 200000 --repeat 3
+bench-e2e-w3: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_w3.py $(W3_ARGS)
 
 # Changelog restoration rate over the broker: 1,000,000 records into a fresh RocksDB store.
 bench-restore: install

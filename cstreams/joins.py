@@ -108,14 +108,15 @@ class StreamTableJoin(BatchProcessor):
             else:
                 self.ctx.forward_batch(keys, out, batch.timestamps, batch.headers)
             return
-        hit = [i for i, t in enumerate(table_values) if t is not None]
-        if len(hit) == len(keys):
+        if None not in table_values:
             out = [joiner(v, t) for v, t in zip(values, table_values)]
             if whole:
                 self.ctx.forward_batch(keys, out)
             else:
                 self.ctx.forward_batch(keys, out, batch.timestamps, batch.headers)
-        elif hit:
+            return
+        hit = [i for i, t in enumerate(table_values) if t is not None]
+        if hit:
             sub = batch.select(hit)
             out = [joiner(values[i], table_values[i]) for i in hit]
             self.ctx.forward_batch(sub.keys, out, sub.timestamps, sub.headers)
@@ -136,7 +137,7 @@ class StreamTableJoin(BatchProcessor):
         if kbs is None:
             kbs = self.table.store.keys_bytes(lookup)
         found = self.table.get_by_bytes(kbs, lookup)
-        return [found[kb] for kb in kbs]
+        return list(map(found.__getitem__, kbs))
 
 
 class TableUpsert(BatchProcessor):
