@@ -5,10 +5,13 @@ Consumed batches are buffered per partition. The group releases, from the partit
 next record has the lowest timestamp, the run of records up to the next-lowest head
 timestamp of the other partitions (at least one record): batches stay one partition in
 offset order, and a table update is processed before a stream record with a later timestamp
-in another partition. While a partition of the task has nothing buffered, the group waits
-for it at most ``max_idle_ms`` (Kafka Streams' max.task.idle.ms; 0: never wait), then
-processes what it has until every partition has data again. A partition holding more than
-``max_buffered`` records is reported for a pause, and resumed once it drains below.
+in another partition. While a partition of the task has nothing buffered but is known to
+hold more records on the broker (its fetch lag, ``lagging(tp)``), the group waits for them,
+as Kafka Streams does (for at most MAX_LAG_WAIT_MS or ``max_idle_ms``); while it has
+nothing buffered and no known lag, the group waits at most ``max_idle_ms`` (Kafka Streams'
+max.task.idle.ms; 0: no wait), then processes what it has until every partition has data
+again. A partition holding more than ``max_buffered`` records is reported for a pause, and
+resumed once it drains below.
 
 Single-source tasks never use it: their batches are processed as consumed.
 """
@@ -16,6 +19,10 @@ Single-source tasks never use it: their batches are processed as consumed.
 from __future__ import annotations
 
 import collections
+
+# The longest a group waits for a lagging partition's records (a bound, in case the lag
+# never closes: a position that does not move past trailing transaction markers).
+MAX_LAG_WAIT_MS = 5_000
 
 
 class PartitionGroup:
@@ -52,16 +59,22 @@ class PartitionGroup:
             self._queues.pop(key, None)
             self._buffered.pop(key, None)
 
-    def next_batch(self, now_ms):
+    def next_batch(self, now_ms, lagging=None):
         """The next batch to process, or None (nothing buffered, or waiting for a partition
-        with nothing buffered)."""
+        with nothing buffered). ``lagging(tp)``: True when ``tp`` has records on the broker
+        not fetched yet."""
         heads = {tp: q[0].timestamps[0] for tp, q in self._queues.items() if q}
         if not heads:
             return None
-        if any(tp not in heads for tp in self.partitions):
+        missing = [tp for tp in self.partitions if tp not in heads]
+        if missing:
             if self._wait_started is None:
                 self._wait_started = now_ms
-            if now_ms - self._wait_started < self.max_idle_ms:
+            waited = now_ms - self._wait_started
+            if (lagging is not None and waited < max(self.max_idle_ms, MAX_LAG_WAIT_MS)
+                    and any(lagging(tp) for tp in missing)):
+                return None
+            if waited < self.max_idle_ms:
                 return None
         else:
             self._wait_started = None

@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import shutil
+import time
 
 from cstreams import kafka
 from cstreams.errors import CStreamsError, StoreError
@@ -28,6 +29,10 @@ RUNNING = "running"
 # Interval commits rewrite a task's checkpoint once its changelogs advanced by this many
 # records (Kafka Streams' OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT).
 CHECKPOINT_DELTA = 10_000
+
+# A multi-input task waiting for a partition with nothing fetched yet asks the broker for its
+# end offset at most this often (after a fetch, the fetched watermark is used).
+WATERMARK_QUERY_INTERVAL_S = 0.5
 
 
 class ManagedTask:
@@ -81,6 +86,8 @@ class TaskManager:
         self.buffered_records_per_partition = 10_000
         self.grouped = []           # running ManagedTasks with a PartitionGroup
         self.paused = set()         # source (topic, partition)s paused by back-pressure
+        self._watermarks = {}       # (topic, partition) -> (monotonic, high) asked of the broker
+        self._start_offsets = {}    # (topic, partition) -> committed offset at assignment
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
@@ -221,6 +228,8 @@ class TaskManager:
             self.committed.pop(tp, None)
             self.rewind_to.pop(tp, None)
             self.paused.discard(tp)
+            self._watermarks.pop(tp, None)
+            self._start_offsets.pop(tp, None)
             if mt is not None:
                 if mt.group is not None:
                     mt.group.drop(tp)
@@ -298,11 +307,12 @@ class TaskManager:
         """Process what the tasks with more than one input buffered, in timestamp order
         (PartitionGroup); resume the partitions that drained below the bound."""
         n = 0
+        lagging = None if self.consumer is None else self._lagging
         for mt in self.grouped:
             group = mt.group
             group.partitions = mt.partitions
             while True:
-                batch = group.next_batch(now_ms)
+                batch = group.next_batch(now_ms, lagging)
                 if batch is None:
                     break
                 tp = (batch.topic, batch.partition)
@@ -316,6 +326,43 @@ class TaskManager:
                     self.consumer.resume([kafka.TopicPartition(*tp) for tp in drained])
                 self.paused.difference_update(drained)
         return n
+
+    def _lagging(self, tp):
+        """Whether the broker holds records of ``tp`` past what was consumed: the high
+        watermark of the last fetch (or, before any fetch, one asked of the broker at most
+        every WATERMARK_QUERY_INTERVAL_S) against the consumer's position."""
+        ktp = kafka.TopicPartition(*tp)
+        try:
+            high = self.consumer.get_watermark_offsets(ktp, cached=True)[1]
+            if high is None or high < 0:
+                now = time.monotonic()
+                asked = self._watermarks.get(tp)
+                if asked is None or now - asked[0] > WATERMARK_QUERY_INTERVAL_S:
+                    high = self.consumer.get_watermark_offsets(ktp, timeout=1.0)[1]
+                    self._watermarks[tp] = (now, high)
+                else:
+                    high = asked[1]
+            pos = self.consumer.position([ktp])[0].offset
+            if high is None or high < 0:
+                return False
+            if pos < 0:
+                pos = self._start_offset(tp, ktp)
+        except kafka.KafkaException:
+            return False
+        return 0 <= pos < high
+
+    def _start_offset(self, tp, ktp):
+        """Where consumption of ``tp`` starts in this assignment (nothing consumed yet): the
+        group's committed offset, else the log start (auto.offset.reset=earliest); asked of
+        the broker once per assignment."""
+        start = self._start_offsets.get(tp)
+        if start is None:
+            got = self.consumer.committed([ktp], timeout=5)
+            start = got[0].offset if got else -1
+            if start < 0:
+                start = self.consumer.get_watermark_offsets(ktp, timeout=1.0)[0]
+            self._start_offsets[tp] = start
+        return start
 
     def rewind_all(self):
         """Exactly-once, the transaction aborted: every running task drops its uncommitted

@@ -3,7 +3,7 @@ RecordBatch runs: lowest head timestamp first, runs cut at the other partitions'
 bounded idle wait for an empty partition, the back-pressure bound."""
 
 import cstreams as cs
-from cstreams.runtime.partition_group import PartitionGroup
+from cstreams.runtime.partition_group import MAX_LAG_WAIT_MS, PartitionGroup
 
 ORDERS, CUSTOMERS = ("orders", 0), ("customers", 0)
 
@@ -73,3 +73,22 @@ def test_bound_reports_a_partition_to_pause_and_drop_forgets_it():
     g.drop(ORDERS)
     assert g.buffered(ORDERS) == 0 and g.first_offset(ORDERS) is None
     assert g.next_batch(0) is None
+
+
+def test_a_lagging_empty_partition_is_waited_for_beyond_the_idle_time():
+    g = PartitionGroup(max_idle_ms=0)
+    g.partitions = {ORDERS, CUSTOMERS}
+    g.add(batch(ORDERS, [10]))
+    lag = {CUSTOMERS: True}
+    assert g.next_batch(0, lag.get) is None             # more customers on the broker
+    assert g.next_batch(4_000, lag.get) is None
+    lag[CUSTOMERS] = False
+    assert list(g.next_batch(4_001, lag.get).offsets) == [0]    # caught up: go on
+
+
+def test_a_lag_that_never_closes_is_waited_for_a_bounded_time():
+    g = PartitionGroup(max_idle_ms=0)
+    g.partitions = {ORDERS, CUSTOMERS}
+    g.add(batch(ORDERS, [10]))
+    assert g.next_batch(0, lambda tp: True) is None
+    assert list(g.next_batch(MAX_LAG_WAIT_MS, lambda tp: True).offsets) == [0]
