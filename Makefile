@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-w3 bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-w3 bench-e2e-windows bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ W3_ARGS ?= --orders 200000 --repeat 3
 bench-e2e-w3: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_w3.py $(W3_ARGS)
 
+# W2 (windowed counts: tumbling, hopping, session; final and update) over the broker against
+# the client floor of the same run; every output verified. W2_ARGS="--records 1000000".
+W2_ARGS ?= --records 200000 --repeat 3
+bench-e2e-windows: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_windows.py $(W2_ARGS)
+
 # Changelog restoration rate over the broker: 1,000,000 records into a fresh RocksDB store.
 bench-restore: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/restore.py
@@ -66,7 +72,7 @@ debug: $(PY)
 PUBLIC = cstreams/__init__.py cstreams/topology.py cstreams/processor.py cstreams/serde.py \
 	cstreams/testing.py cstreams/errors.py cstreams/handlers.py cstreams/processors.py \
 	cstreams/stores/__init__.py cstreams/app.py cstreams/dsl/__init__.py cstreams/dsl/builder.py \
-	cstreams/dsl/change.py
+	cstreams/dsl/change.py cstreams/windows.py cstreams/windowed.py
 
 lint: install
 	$(PY) -m ruff check cstreams tests bench examples

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os as _os
 
-from cstreams import dsl, handlers, processors, serde, stores
+from cstreams import dsl, handlers, processors, serde, stores, timestamps, windowed, windows
 from cstreams._impl import IMPLEMENTATION
 from cstreams._impl import record as _record
 from cstreams.dsl import StreamsBuilder
@@ -33,6 +33,7 @@ from cstreams.processor import (
     PunctuationType,
 )
 from cstreams.topology import Topology
+from cstreams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed
 
 __version__ = "0.1.0"
 
@@ -84,7 +85,11 @@ __all__ = [
     "Topology",
     "TopologyError",
     "TransactionError",
+    "SessionWindows",
+    "SlidingWindows",
     "StreamsBuilder",
+    "TimeWindows",
+    "Windowed",
     "WALL_CLOCK_TIME",
     "dsl",
     "get_include",
@@ -92,4 +97,7 @@ __all__ = [
     "processors",
     "serde",
     "stores",
+    "timestamps",
+    "windowed",
+    "windows",
 ]

@@ -13,6 +13,7 @@ import logging
 from cstreams import handlers as _handlers
 from cstreams import names as _names
 from cstreams import record_errors as _record_errors
+from cstreams import timestamps as _timestamps
 from cstreams.errors import CStreamsError, ProcessingError, StoreError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
 
@@ -170,6 +171,13 @@ class Task:
     def process(self, raw):
         """Run one raw (bytes) batch of one partition of a source topic through the task."""
         src = self.source_for(raw.topic)
+        extractor = self.topology.node_spec(src.name).timestamp_extractor
+        if extractor is not None:
+            n = len(raw.keys)
+            raw = _timestamps.apply(extractor, raw, src, self)
+            if raw is None:
+                self.metrics["records_in"] += n
+                return
         self._raw = raw
         try:
             src.process_raw(raw)

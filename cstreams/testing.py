@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from cstreams._impl import record as _record
 from cstreams.errors import CStreamsError
+from cstreams.processor import PunctuationType
 from cstreams.task import Task
 from cstreams.topology import Topology
 
@@ -195,6 +196,22 @@ class TopologyTestDriver:
         self._wall += ms
         for task in list(self._tasks.values()):
             task.punctuate_wall_clock(self._wall)
+
+    def advance_stream_time(self, ms, partition=None):
+        """Move every task's stream time (or those of ``partition``) forward by ``ms``, as a
+        record with that timestamp would, without one: stream-time punctuations fire and
+        windows close."""
+        for (_sub, p), task in list(self._tasks.items()):
+            if partition is not None and p != partition:
+                continue
+            now = max(task.stream_time, 0) + ms
+            task.stream_time = now
+            task._punctuate(PunctuationType.STREAM_TIME, now)
+
+    def stream_time(self, partition=0):
+        """The largest stream time of the tasks of ``partition`` (-1 before any record)."""
+        return max((t.stream_time for (_s, p), t in self._tasks.items() if p == partition),
+                   default=-1)
 
     @property
     def wall_clock_ms(self):

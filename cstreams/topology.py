@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 from cstreams import names as _names
 from cstreams import serde as _serde_mod
+from cstreams import timestamps as _timestamps
 from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import TopologyError
 from cstreams.processor import BatchProcessor, Processor
@@ -27,6 +28,7 @@ class _SourceSpec:
     parents: list = field(default_factory=list)
     stores: list = field(default_factory=list)
     internal: bool = False
+    timestamp_extractor: object = None
 
 
 @dataclass
@@ -98,10 +100,13 @@ class Topology:
 
     def add_source(self, name: str, topics: Union[str, Sequence[str], None] = None, *,
                    pattern: Union[str, re.Pattern, None] = None, key_serde=None,
-                   value_serde=None, internal: bool = False) -> "Topology":
+                   value_serde=None, internal: bool = False,
+                   timestamp_extractor=None) -> "Topology":
         """A source reading ``topics`` (a name or list) or every topic matching ``pattern``.
         ``internal``: topics the application owns (repartition topics), named here without
-        the ``<application_id>-`` prefix that ``for_application`` adds."""
+        the ``<application_id>-`` prefix that ``for_application`` adds.
+        ``timestamp_extractor``: where record timestamps come from (cstreams.timestamps;
+        default: the Kafka timestamp)."""
         self._check_new_name(name, "source")
         if isinstance(topics, str):
             topics = [topics]
@@ -123,6 +128,7 @@ class Topology:
             _serde_mod.resolve(key_serde, f"source {name!r} key serde"),
             _serde_mod.resolve(value_serde, f"source {name!r} value serde"),
             internal=bool(internal),
+            timestamp_extractor=_timestamps.resolve(timestamp_extractor),
         )
         return self
 

@@ -26,11 +26,8 @@ from cstreams.processors import (
 )
 from cstreams.topology import Topology
 
-STREAM_STREAM_JOINS = ("windowed stream-stream joins (cstreams issue 15) need the window store "
-                       "of cstreams' windowing, which is not connected yet; join a stream "
-                       "with a table (builder.table(), an aggregation) meanwhile")
-WINDOWING_ISSUE = ("windowed aggregations come with cstreams' windowing (tumbling, hopping, "
-                   "sliding and session windows), which is not connected to the DSL yet")
+STREAM_STREAM_JOINS = ("windowed stream-stream joins (cstreams issue 15) are not connected yet; "
+                       "join a stream with a table (builder.table(), an aggregation) meanwhile")
 
 
 def _serde(s, where):
@@ -64,9 +61,10 @@ class StreamsBuilder:
 
     # --- sources --------------------------------------------------------------------------
     def stream(self, topics=None, *, pattern=None, key_serde=None, value_serde=None,
-               name=None) -> "KStream":
+               name=None, timestamp_extractor=None) -> "KStream":
         """A stream of the records of ``topics`` (a name or a list) or of every topic matching
-        ``pattern``. Serdes default to the builder's defaults, else bytes."""
+        ``pattern``. Serdes default to the builder's defaults, else bytes.
+        ``timestamp_extractor``: event time from the payload (cstreams.timestamps)."""
         ks = _serde(key_serde, "stream() key serde") or self.default_key_serde
         vs = _serde(value_serde, "stream() value serde") or self.default_value_serde
         node = self._name("KSTREAM-SOURCE", name)
@@ -74,7 +72,8 @@ class StreamsBuilder:
             pattern = re.compile(pattern)
         self._topology.add_source(node, topics, pattern=pattern,
                                   key_serde=ks or _serde_mod.BYTES,
-                                  value_serde=vs or _serde_mod.BYTES)
+                                  value_serde=vs or _serde_mod.BYTES,
+                                  timestamp_extractor=timestamp_extractor)
         return KStream(self, node, ks or _serde_mod.BYTES, vs or _serde_mod.BYTES, False)
 
     def table(self, topic: str, *, key_serde=None, value_serde=None, name=None,
@@ -603,15 +602,11 @@ class KGroupedStream:
                                     cache))
 
     def windowed_by(self, windows):
-        """Hook for windowed aggregations (not connected yet).
+        """Cut the groups into windows (TimeWindows, SessionWindows): count, reduce,
+        aggregate, sum, min, max and mean per key and window follow (cstreams.windowed)."""
+        from cstreams.dsl.windowed import WindowedKStream
 
-        To connect it: return a windowed grouped stream whose count/reduce/aggregate add the
-        windowing processor and its window store the way ``_aggregate`` does: the node to read
-        is ``self._source(store_name)`` (the stream, or the repartition topic's source when
-        the key changed), serdes are ``self.key_serde`` / ``self.value_serde``, names come
-        from ``self._b._name(prefix, name)``, nodes and stores go to ``self._b._topology``;
-        the result is a KTable over the windowed keys."""
-        raise NotImplementedError(f"windowed_by(): {WINDOWING_ISSUE}")
+        return WindowedKStream(self, windows)
 
 
 _FIRST = object()

@@ -100,4 +100,15 @@ def rocksdb(name, key_serde=None, value_serde=None, *, logging=True,
                             changelog_config, options)
 
 
-__all__ = ["KeyValueStore", "StoreSpec", "in_memory", "rocksdb"]
+from cstreams.stores.window import (  # noqa: E402 - window stores build on the above
+    SessionStore,
+    WindowStore,
+    in_memory_session,
+    in_memory_window,
+    rocksdb_session,
+    rocksdb_window,
+)
+
+__all__ = ["KeyValueStore", "SessionStore", "StoreSpec", "WindowStore", "in_memory",
+           "in_memory_session", "in_memory_window", "rocksdb", "rocksdb_session",
+           "rocksdb_window"]

@@ -40,6 +40,20 @@ class InMemoryBackend:
             if vb is not None:
                 yield kb, vb
 
+    def delete_range(self, start, end):
+        """Delete every key with start <= key < end (window store retention)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._data)
+        keys = self._sorted
+        lo = bisect.bisect_left(keys, start)
+        hi = bisect.bisect_left(keys, end)
+        if hi <= lo:
+            return
+        data = self._data
+        for kb in keys[lo:hi]:
+            data.pop(kb, None)
+        del keys[lo:hi]
+
     def count(self):
         return len(self._data)
 

@@ -193,6 +193,16 @@ class RocksDBBackend:
         except Exception as e:
             raise StoreIOError(f"{self._what}: write of {len(kbs)} records failed: {e}") from e
 
+    def delete_range(self, start, end):
+        """Delete every key with start <= key < end with one range tombstone (window store
+        retention: whole time segments go at once, however many keys they hold)."""
+        try:
+            self._db.delete_range(start, end)
+        except StoreError:
+            raise
+        except Exception as e:
+            raise StoreError(f"RocksDB store at {self.path}: range delete failed: {e}") from e
+
     # --- durability and maintenance ----------------------------------------------------------
     def persist(self):
         """Flush the memtables to SST files (needed before a checkpoint when the WAL is off)."""

@@ -75,6 +75,27 @@ def test_wordcount_example_through_the_driver(tmp_path):
     assert cs.IMPLEMENTATION in ("compiled", "pure")
 
 
+def test_windowed_aggregation_section_counts_clicks_per_minute():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Windowed aggregations"):]
+    src = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(src, "README.md", "exec"), namespace)
+    from cstreams.windows import Windowed
+
+    with TopologyTestDriver(namespace["topo"]) as d:
+        d.pipe_batch("clicks", ["ann", "bob", "ann"],
+                     [{"ts": 1_000}, {"ts": 30_000}, {"ts": 59_999}])
+        d.pipe("clicks", "bob", {"ts": 64_000})   # [0, 60 s) still open: 5 s of grace
+        d.pipe("clicks", "bob", {"ts": 50_000})   # counted in [0, 60 s)
+        assert d.read_output("clicks-per-minute") == []
+        d.pipe("clicks", "ann", {"ts": 65_000})   # closes [0, 60 s)
+        d.pipe("clicks", "bob", {"ts": 40_000})   # late: dropped
+        assert [(r.key, r.value) for r in d.read_output("clicks-per-minute")] == \
+            [(Windowed("ann", 0, 60_000), 2), (Windowed("bob", 0, 60_000), 2)]
+        assert d.tasks()[(0, 0)].metrics["late_records_dropped"] == 1
+
+
 def test_joins_example_enriches_orders_through_the_driver():
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Joins"):]
