@@ -1,8 +1,9 @@
 """Join processors, as Kafka Streams defines the joins, on the batch path.
 
-- ``StreamTableJoin``: each stream batch reads its table with one ``get_batch`` of the
-  batch's distinct lookup keys (the consumed key bytes are reused when the keys come from the
-  source unchanged), then calls the joiner per record. The table is read as of processing
+- ``StreamTableJoin``: each stream batch reads its table with one ``get_batch_by_bytes`` of
+  its lookup keys (the store reads each key missing from its cache once; the consumed key
+  bytes are reused when the keys come from the source unchanged), then calls the joiner per
+  record. The table is read as of processing
   time: whatever the table side wrote to its store before this batch.
 - ``TableTableJoin``: an update of either side recomputes the joined value of its key from
   both sides' current values and compares it with the join's own store (the last joined
@@ -58,6 +59,14 @@ class TableGetter:
                 found[kb] = v
         return found
 
+    def values_by_bytes(self, kbs, keys):
+        """The value per key, in order: one get_batch_by_bytes (the store reads each missing
+        key once); the transforms, if any, once per distinct key."""
+        if not self.transforms:
+            return self.store.get_batch_by_bytes(kbs)
+        found = self.get_by_bytes(kbs, keys)
+        return list(map(found.__getitem__, kbs))
+
     def with_transform(self, fn):
         return TableGetter(self.store_name, self.transforms + (fn,))
 
@@ -104,11 +113,12 @@ class StreamTableJoin(BatchProcessor):
             out = [joiner(v, t) for v, t in zip(values, table_values)]
             self.ctx.forward_batch(keys, out, like=batch)
             return
-        hit = [i for i, t in enumerate(table_values) if t is not None]
-        if len(hit) == len(keys):
+        if None not in table_values:
             out = [joiner(v, t) for v, t in zip(values, table_values)]
             self.ctx.forward_batch(keys, out, like=batch)
-        elif hit:
+            return
+        hit = [i for i, t in enumerate(table_values) if t is not None]
+        if hit:
             sub = batch.select(hit)
             out = [joiner(values[i], table_values[i]) for i in hit]
             self.ctx.forward_batch(sub.keys, out, like=sub)
@@ -128,8 +138,7 @@ class StreamTableJoin(BatchProcessor):
             return [None if k is None else found[next(it)] for k in lookup]
         if kbs is None:
             kbs = self.table.store.keys_bytes(lookup)
-        found = self.table.get_by_bytes(kbs, lookup)
-        return [found[kb] for kb in kbs]
+        return self.table.values_by_bytes(kbs, lookup)
 
 
 class TableUpsert(BatchProcessor):
@@ -228,9 +237,8 @@ class TableTableJoin(_Emitter):
 
     @staticmethod
     def _values(getter, keys):
-        kbs = getter.store.keys_bytes(keys)
-        found = getter.get_by_bytes(kbs, keys)
-        return [found[kb] for kb in kbs]
+        return getter.values_by_bytes(getter.store.keys_bytes(keys), keys)
+
 
 
 __all__ = ["Change", "INNER", "LEFT", "OUTER", "StreamTableJoin", "TableGetter",

@@ -241,3 +241,106 @@ def test_global_table_restored_in_full_on_every_instance_and_kept_current(
     finally:
         b2.close()
     assert want2 <= results(out)
+
+
+def test_time_synchronization_processes_earlier_table_updates_before_later_orders(
+        broker, topic_factory, tmp_path):
+    """The orders are in their topic before the customers, but carry later timestamps: the
+    task's partition group processes each partition's records lowest timestamp first
+    (waiting up to max_task_idle_ms for a partition with nothing fetched yet), so every
+    order finds its customer."""
+    from confluent_kafka import Producer
+
+    customers_topic = topic_factory("tcustomers", PARTS)
+    orders_topic = topic_factory("torders", PARTS)
+    out_topic = topic_factory("tenriched", PARTS)
+    bootstrap = broker.bootstrap_servers
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                  "partitioner": "murmur2_random"})
+    rng = random.Random(6)
+    orders = [(f"c{rng.randrange(100)}", i) for i in range(500)]
+    for i, (c, n) in enumerate(orders):
+        p.produce(orders_topic, json.dumps({"order": n, "amount": 1}).encode(), c.encode(),
+                  timestamp=2_000_000 + i)
+    assert p.flush(30) == 0
+    for i in range(100):
+        p.produce(customers_topic, json.dumps({"name": f"name-{i}"}).encode(),
+                  f"c{i}".encode(), timestamp=1_000_000 + i)
+    assert p.flush(30) == 0
+
+    b = StreamsBuilder()
+    customers = b.table(customers_topic, key_serde=S, value_serde=J, name="customers")
+    (b.stream(orders_topic, key_serde=S, value_serde=J)
+     .left_join(customers, lambda o, c: [o["order"], None if c is None else c["name"]],
+                value_serde=J)
+     .to(out_topic))
+    app = cs.App(b.build(), application_id=f"tsync-{out_topic}", bootstrap_servers=bootstrap,
+                 state_dir=str(tmp_path), commit_interval_ms=200, config=app_config(),
+                 max_task_idle_ms=5000, buffered_records_per_partition=100)
+    app.start()
+    try:
+        out = consume_all(bootstrap, out_topic, timeout=120,
+                          until=lambda r: len(r) >= len(orders))
+    finally:
+        app.close()
+    got = sorted(tuple(json.loads(v)) for _p, _o, _k, v, _h in out)
+    assert got == sorted((n, f"name-{c[1:]}") for c, n in orders)
+
+
+def test_stream_table_join_across_a_rebalance(broker, topic_factory, tmp_path):
+    """Two instances share the join's tasks; one leaves and the other takes its tasks over,
+    their table stores restored from the customers topic (up to the committed offsets):
+    every order is joined, none is missing (at-least-once)."""
+    customers_topic = topic_factory("rcustomers", PARTS)
+    orders_topic = topic_factory("rorders", PARTS)
+    out_topic = topic_factory("renriched", PARTS)
+    bootstrap = broker.bootstrap_servers
+    app_id = f"rjoin-{out_topic}"
+    customers = {f"c{i}": f"name-{i}" for i in range(90)}
+    produce(bootstrap, customers_topic,
+            [(k.encode(), json.dumps({"name": v}).encode()) for k, v in customers.items()])
+    rng = random.Random(12)
+
+    def orders(start, n):
+        return [(f"c{rng.randrange(90)}", start + i) for i in range(n)]
+
+    def send(batch):
+        produce(bootstrap, orders_topic, [(c.encode(), json.dumps({"order": n, "amount": 1})
+                                           .encode()) for c, n in batch])
+
+    def results(recs):
+        return {(k.decode(), json.loads(v)["order"], json.loads(v)["name"])
+                for _p, _o, k, v, _h in recs}
+
+    def new_app(name):
+        return cs.App(_enrichment(customers_topic, orders_topic, out_topic),
+                      application_id=app_id, bootstrap_servers=bootstrap,
+                      state_dir=str(tmp_path / name), commit_interval_ms=200,
+                      config=app_config())
+
+    def running(app):
+        return {t for t, m in app.metrics()["tasks"].items() if m["state"] == "running"}
+
+    a, b = new_app("a").start(), new_app("b").start()
+    closed_b = False
+    try:
+        wait_for(lambda: running(a) and running(b) and len(running(a) | running(b)) == PARTS,
+                 timeout=60, what="both instances running the join's tasks")
+        _wait_committed(bootstrap, app_id, customers_topic, len(customers))
+        first = orders(0, 300)
+        send(first)
+        want = {(c, n, customers[c]) for c, n in first}
+        consume_all(bootstrap, out_topic, timeout=90, until=lambda r: want <= results(r))
+        b.close()
+        closed_b = True
+        second = orders(1000, 300)
+        send(second)
+        want |= {(c, n, customers[c]) for c, n in second}
+        out = consume_all(bootstrap, out_topic, timeout=120,
+                          until=lambda r: want <= results(r))
+        wait_for(lambda: len(running(a)) == PARTS, what="a running every task")
+    finally:
+        a.close()
+        if not closed_b:
+            b.close()
+    assert results(out) == want
