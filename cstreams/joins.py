@@ -19,9 +19,13 @@ sees a filtered or mapped table as current as its store without materializing it
 
 from __future__ import annotations
 
+import struct
+
 from cstreams.dsl.change import Change
 from cstreams.dsl.operators import _Emitter
+from cstreams.errors import ProcessingError, TopologyError
 from cstreams.processor import BatchProcessor
+from cstreams.windows import _ms
 
 INNER, LEFT, OUTER = "inner", "left", "outer"
 
@@ -241,5 +245,361 @@ class TableTableJoin(_Emitter):
 
 
 
-__all__ = ["Change", "INNER", "LEFT", "OUTER", "StreamTableJoin", "TableGetter",
-           "TableTableJoin", "TableUpsert"]
+# --- windowed stream-stream joins -------------------------------------------------------------
+
+LEFT_SIDE, RIGHT_SIDE = b"L", b"R"
+_T = struct.Struct(">q")
+_pack_t = _T.pack
+
+
+class JoinWindows:
+    """Kafka Streams' JoinWindows: a left record stamped ``t`` joins the right records
+    stamped in ``[t - before_ms, t + after_ms]`` (so a right record at ``t`` joins the left
+    ones in ``[t - after_ms, t + before_ms]``), both ends inclusive.
+
+    ``grace_ms``: how far out of order a record may arrive. The join's stream time is the
+    largest timestamp it has seen on either side; a record stamped more than ``grace_ms``
+    before it is late (dropped, counted in ``late_records_dropped``, reported to the error
+    handler). A record's window closes when stream time passes its window end plus the grace
+    (``t + after + grace`` for a left record, ``t + before + grace`` for a right one): a
+    left/outer join emits an unmatched record with None then, and only then."""
+
+    __slots__ = ("before_ms", "after_ms", "grace_ms")
+
+    def __init__(self, before_ms, after_ms, grace_ms=0):
+        self.before_ms = _ms(before_ms, "join window before")
+        self.after_ms = _ms(after_ms, "join window after")
+        self.grace_ms = _ms(grace_ms, "join window grace")
+        for what, v in (("before", self.before_ms), ("after", self.after_ms),
+                        ("grace", self.grace_ms)):
+            if v < 0:
+                raise TopologyError(f"JoinWindows: {what} must be >= 0 ms, got {v}")
+
+    @classmethod
+    def of_time_difference_and_grace(cls, time_difference_ms, grace_ms):
+        """Records join when their timestamps differ by at most ``time_difference_ms``."""
+        d = _ms(time_difference_ms, "join window time difference")
+        return cls(d, d, grace_ms)
+
+    @classmethod
+    def of_time_difference_without_grace(cls, time_difference_ms):
+        return cls.of_time_difference_and_grace(time_difference_ms, 0)
+
+    def before(self, before_ms):
+        """These windows with another ``before`` (the right side may be older by it)."""
+        return JoinWindows(before_ms, self.after_ms, self.grace_ms)
+
+    def after(self, after_ms):
+        """These windows with another ``after`` (the right side may be newer by it)."""
+        return JoinWindows(self.before_ms, after_ms, self.grace_ms)
+
+    def retention_ms(self):
+        """How long each side's store keeps a record: as long as a record that is not late
+        can still join it."""
+        return max(1, self.before_ms + self.after_ms + self.grace_ms)
+
+    def __eq__(self, other):
+        return isinstance(other, JoinWindows) and (
+            (self.before_ms, self.after_ms, self.grace_ms)
+            == (other.before_ms, other.after_ms, other.grace_ms))
+
+    def __hash__(self):
+        return hash((self.before_ms, self.after_ms, self.grace_ms))
+
+    def __repr__(self):
+        return (f"JoinWindows(before_ms={self.before_ms}, after_ms={self.after_ms}, "
+                f"grace_ms={self.grace_ms})")
+
+
+def stream_stream_join_stores(name, windows, how, left_value_serde, right_value_serde, *,
+                              persistent=True, logging=True):
+    """The stores of a windowed stream-stream join named ``name``: ``<name>-left-store`` and
+    ``<name>-right-store`` (each side's records by time, key and sequence number: window
+    stores, changelogged) and, for a left or outer join, ``<name>-outer-store`` (the records
+    not joined yet, by the time their window closes: Kafka Streams' "outer join shared
+    store"). Returns the specs, in that order."""
+    from cstreams._impl import serde as _serde
+    from cstreams.stores import window as _wstores
+
+    if how not in (INNER, LEFT, OUTER):
+        raise TopologyError(f"stream-stream join {name!r}: how must be 'inner', 'left' or "
+                            f"'outer', got {how!r}")
+    if not isinstance(windows, JoinWindows):
+        raise TopologyError(f"stream-stream join {name!r}: windows must be JoinWindows, got "
+                            f"{windows!r}")
+    make = _wstores.rocksdb_window if persistent else _wstores.in_memory_window
+    retention = windows.retention_ms()
+    size = max(1, min(windows.before_ms + windows.after_ms, retention))
+    specs = [make(f"{name}-left-store", _serde.BYTES, left_value_serde,
+                  retention_ms=retention, window_size_ms=size, logging=logging),
+             make(f"{name}-right-store", _serde.BYTES, right_value_serde,
+                  retention_ms=retention, window_size_ms=size, logging=logging)]
+    if how != INNER:
+        specs.append(make(f"{name}-outer-store", _serde.BYTES, _serde.BYTES,
+                          retention_ms=retention, window_size_ms=size, logging=logging))
+    return specs
+
+
+class StreamStreamJoin(BatchProcessor):
+    """One side of a windowed stream-stream join (``side``: LEFT_SIDE or RIGHT_SIDE); the two
+    sides' nodes share the join's stores (``stores``: left, right and, for left/outer joins,
+    the outer store, as stream_stream_join_stores names them) and feed one merge node.
+
+    Per batch of its side: records with a null key or value are dropped (Kafka Streams'
+    rule), late ones too (see JoinWindows); the other side's store is read once, over the
+    time range the batch's windows cover; each record forwards ``joiner(left value, right
+    value)`` per other-side record in its window, stamped with the later of the two
+    timestamps; the batch goes into this side's store. A left (outer) join keeps the left
+    (and right) records that joined nothing in the outer store, drops them from it when a
+    later record joins them, and emits ``joiner(value, None)`` (``joiner(None, value)``),
+    stamped with the record's time, once their window closes; never earlier."""
+
+    def __init__(self, side, windows, joiner, how, stores, key_serde):
+        if side not in (LEFT_SIDE, RIGHT_SIDE):
+            raise TopologyError(f"StreamStreamJoin: side must be LEFT_SIDE or RIGHT_SIDE, "
+                                f"got {side!r}")
+        self.side = side
+        self.windows = windows
+        self.joiner = joiner
+        self.how = how
+        self.store_names = tuple(stores)
+        self.key_serde = key_serde
+
+    def init(self, ctx):
+        from cstreams._impl import joining
+
+        self.ctx = ctx
+        self.task = ctx._task
+        self._match = joining.match_windows
+        w = self.windows
+        left = self.side == LEFT_SIDE
+        names = self.store_names
+        self.left_store = ctx.get_store(names[0])
+        self.right_store = ctx.get_store(names[1])
+        self.outer = ctx.get_store(names[2]) if self.how != INNER else None
+        self.this, self.other = ((self.left_store, self.right_store) if left
+                                 else (self.right_store, self.left_store))
+        self.other_side = RIGHT_SIDE if left else LEFT_SIDE
+        self.before, self.after = (w.before_ms, w.after_ms) if left else (w.after_ms, w.before_ms)
+        self.grace = w.grace_ms
+        # How long after its timestamp a record's window closes, per side.
+        self.close_after = {LEFT_SIDE: w.after_ms + w.grace_ms,
+                            RIGHT_SIDE: w.before_ms + w.grace_ms}
+        self.keeps_this = self.how == OUTER or (self.how == LEFT and left)
+        self.keeps_other = self.how == OUTER or (self.how == LEFT and not left)
+        for store in (self.left_store, self.right_store):
+            if store.retention_ms < w.retention_ms():
+                raise TopologyError(
+                    f"stream-stream join {ctx.node_name!r}: store {store.name!r} keeps "
+                    f"{store.retention_ms} ms, less than the windows' before + after + grace "
+                    f"({w.retention_ms()} ms)")
+
+    def _stream_time(self):
+        return max(self.left_store.meta("stream_time", -1),
+                   self.right_store.meta("stream_time", -1))
+
+    def process_batch(self, batch):
+        keys, values, tss = batch.keys, batch.values, batch.timestamps
+        if None in keys or None in values or min(tss) < 0:
+            keep = self._usable(batch)
+            if not keep:
+                return
+            batch = batch.select(keep)
+            keys, values, tss = batch.keys, batch.values, batch.timestamps
+        kbs = self.key_serde.serialize_batch(keys)
+        before, after = self.before, self.after
+        stream_time = self._stream_time()
+        other = self._probe(kbs, tss, stream_time)
+        late, unmatched, pair_this, pair_other, now = self._match(
+            kbs, tss, stream_time, self.grace, before, after, other[0])
+        if late:
+            self._late(batch, late, stream_time)
+        if pair_this:
+            self._forward_pairs(keys, values, tss, pair_this, pair_other, other)
+        self._store(kbs, tss, values, late, unmatched)
+        if now > stream_time:
+            self.this.set_meta("stream_time", now)
+        if self.outer is not None and now >= 0:
+            self._emit_closed(now)
+        if now > stream_time:
+            for store in (self.left_store, self.right_store, self.outer):
+                if store is not None:
+                    store.expire(now)
+
+    # --- steps ----------------------------------------------------------------------------
+    def _probe(self, kbs, tss, stream_time):
+        """The other side's records the batch may join, read with one range scan of its
+        store: ({key bytes: [(timestamp, index)]}, and per index: store key (key bytes and
+        sequence number), value, timestamp)."""
+        grace = self.grace
+        live = [t for t in tss if t + grace >= stream_time]
+        if not live:
+            return {}, [], [], []
+        lo = max(0, min(live) - self.before)
+        hi = max(live) + self.after
+        wanted = set(kbs)
+        index, cks, vals, ots = {}, [], [], []
+        for w, v in self.other.fetch_all(lo, hi):
+            ck = w.key
+            kb = ck[:-8]
+            if kb in wanted:
+                entry = (w.start, len(cks))
+                cks.append(ck)
+                vals.append(v)
+                ots.append(w.start)
+                found = index.get(kb)
+                if found is None:
+                    index[kb] = [entry]
+                else:
+                    found.append(entry)
+        return index, cks, vals, ots
+
+    def _forward_pairs(self, keys, values, tss, pair_this, pair_other, other):
+        _, cks, ovals, ots = other
+        joiner = self.joiner
+        if self.side == LEFT_SIDE:
+            out = [joiner(values[i], ovals[j]) for i, j in zip(pair_this, pair_other)]
+        else:
+            out = [joiner(ovals[j], values[i]) for i, j in zip(pair_this, pair_other)]
+        out_ts = [max(tss[i], ots[j]) for i, j in zip(pair_this, pair_other)]
+        self.ctx.forward_batch([keys[i] for i in pair_this], out, out_ts)
+        if self.keeps_other:
+            matched = list(dict.fromkeys(pair_other))
+            close = self.close_after[self.other_side]
+            side = self.other_side
+            oks = [side + cks[j] for j in matched]
+            closes = [ots[j] + close for j in matched]
+            waiting = self.outer.fetch_batch(oks, closes)
+            if any(v is not None for v in waiting):
+                gone = [i for i, v in enumerate(waiting) if v is not None]
+                self.outer.put_batch([oks[i] for i in gone], [closes[i] for i in gone],
+                                     [None] * len(gone))
+
+    def _store(self, kbs, tss, values, late, unmatched):
+        """This side's records (not late) into its store, each under a new sequence number
+        (records with equal key and timestamp are all kept); the unmatched ones, in a
+        left/outer join, into the outer store by the time their window closes."""
+        this = self.this
+        seq = this.meta("seq", 0)
+        if late:
+            gone = set(late)
+            idx = [i for i in range(len(kbs)) if i not in gone]
+        else:
+            idx = range(len(kbs))
+        cks = {}
+        for i in idx:
+            cks[i] = kbs[i] + _pack_t(seq)
+            seq += 1
+        if not cks:
+            return
+        this.set_meta("seq", seq)
+        this.put_batch(list(cks.values()), [tss[i] for i in cks], [values[i] for i in cks])
+        if self.keeps_this and unmatched:
+            close = self.close_after[self.side]
+            side = self.side
+            self.outer.put_batch([side + cks[i] for i in unmatched],
+                                 [tss[i] + close for i in unmatched], [b""] * len(unmatched))
+
+    def _emit_closed(self, now):
+        """Emit, then forget, the unmatched records whose window closed (close < now)."""
+        closed = self.outer.fetch_all(0, now - 1)
+        if not closed:
+            return
+        by_side = {LEFT_SIDE: ([], []), RIGHT_SIDE: ([], [])}
+        okeys, ocloses = [], []
+        for w, _ in closed:
+            ok = w.key
+            okeys.append(ok)
+            ocloses.append(w.start)
+            side = ok[:1]
+            cks, starts = by_side[side]
+            cks.append(ok[1:])
+            starts.append(w.start - self.close_after[side])
+        joiner = self.joiner
+        deser = self.key_serde.deserialize
+        out_k, out_v, out_ts = [], [], []
+        for side, store in ((LEFT_SIDE, self.left_store), (RIGHT_SIDE, self.right_store)):
+            cks, starts = by_side[side]
+            if not cks:
+                continue
+            for ck, t, v in zip(cks, starts, store.fetch_batch(cks, starts)):
+                if v is None:
+                    continue
+                out_k.append(deser(ck[:-8]))
+                out_v.append(joiner(v, None) if side == LEFT_SIDE else joiner(None, v))
+                out_ts.append(t)
+        self.outer.put_batch(okeys, ocloses, [None] * len(okeys))
+        if out_k:
+            self.ctx.forward_batch(out_k, out_v, out_ts)
+
+    # --- bad and late input ---------------------------------------------------------------
+    def _usable(self, batch):
+        keys, values, tss = batch.keys, batch.values, batch.timestamps
+        keep = []
+        for i in range(len(keys)):
+            if keys[i] is None or values[i] is None:
+                self.task.metrics["join_null_dropped"] += 1
+                continue
+            if tss[i] < 0:
+                off = batch.offsets[i]
+                self.task.handle_error(ProcessingError(
+                    f"stream-stream join {self.ctx.node_name!r}: the record at topic "
+                    f"{batch.topic!r} partition {batch.partition} offset {off} has a negative "
+                    f"timestamp ({tss[i]}); join windows need event time >= 0",
+                    topic=batch.topic, partition=batch.partition, offset=off,
+                    node=self.ctx.node_name), None)
+                continue
+            keep.append(i)
+        return keep
+
+    def _late(self, batch, late, stream_time):
+        from cstreams import handlers as _handlers
+        from cstreams.windowed import LateRecordError
+
+        task = self.task
+        task.metrics["late_records_dropped"] += len(late)
+        if isinstance(task.error_handler, _handlers.FailHandler):
+            return
+        for i in late:
+            off = batch.offsets[i]
+            task.handle_error(LateRecordError(
+                f"stream-stream join {self.ctx.node_name!r}: late record at topic "
+                f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
+                f"{batch.timestamps[i]}): more than the grace ({self.grace} ms) behind stream "
+                f"time", topic=batch.topic, partition=batch.partition, offset=off,
+                node=self.ctx.node_name), None)
+
+
+def add_stream_stream_join(topology, name, left, right, joiner, windows, *, how=INNER,
+                           key_serde, left_value_serde, right_value_serde, persistent=True,
+                           logging=True):
+    """Processor API: a windowed stream-stream join of the nodes ``left`` and ``right``
+    (their records must be co-partitioned: same key, same partitioning, equal partition
+    counts) added to ``topology``: the nodes ``<name>-left`` and ``<name>-right`` (one
+    StreamStreamJoin per side), their stores (stream_stream_join_stores) and the node
+    ``name`` that merges their output. Returns ``name``, the node to continue from."""
+    from cstreams import serde as _serde_mod
+    from cstreams.dsl.operators import PassThrough
+
+    ks = _serde_mod.resolve(key_serde, f"stream-stream join {name!r} key serde")
+    specs = stream_stream_join_stores(
+        name, windows, how, _serde_mod.resolve(left_value_serde, "left value serde"),
+        _serde_mod.resolve(right_value_serde, "right value serde"),
+        persistent=persistent, logging=logging)
+    stores = [s.name for s in specs]
+    from cstreams.processors import stream_stream_join
+
+    lnode, rnode = f"{name}-left", f"{name}-right"
+    topology.add_processor(lnode, stream_stream_join("left", stores, joiner, windows, how=how,
+                                                     key_serde=ks), parents=[left])
+    topology.add_processor(rnode, stream_stream_join("right", stores, joiner, windows,
+                                                     how=how, key_serde=ks), parents=[right])
+    for spec in specs:
+        topology.add_store(spec, processors=[lnode, rnode])
+    topology.add_processor(name, PassThrough, parents=[lnode, rnode])
+    return name
+
+
+__all__ = ["Change", "INNER", "JoinWindows", "LEFT", "LEFT_SIDE", "OUTER", "RIGHT_SIDE",
+           "StreamStreamJoin", "StreamTableJoin", "TableGetter", "TableTableJoin",
+           "TableUpsert", "add_stream_stream_join", "stream_stream_join_stores"]

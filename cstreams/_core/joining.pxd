@@ -1,0 +1,11 @@
+# Declarations of the windowed stream-stream join pass, compiled from
+# cstreams/_pure/joining.py (Cython pure-Python mode).
+
+cimport cython
+
+
+@cython.locals(late=list, unmatched=list, pair_this=list, pair_other=list, s="long long",
+               n=Py_ssize_t, i=Py_ssize_t, t="long long", entries=object, hit=bint,
+               lo="long long", hi="long long", e=tuple, ot="long long")
+cpdef tuple match_windows(list kbs, object timestamps, long long stream_time,
+                          long long grace, long long before, long long after, dict other)
