@@ -250,3 +250,8 @@ def test_stream_stream_join_needs_join_windows_and_known_serdes():
         l2.join(r2, joiner, WINDOWS)
     with pytest.raises(TopologyError):
         cs.JoinWindows(-1, 0)
+
+
+def test_driver_rejects_join_sides_with_different_partition_counts():
+    with pytest.raises(cs.CopartitioningError, match=r"left: 3, right: 2"):
+        TopologyTestDriver(dsl_topology("inner"), partitions={"left": 3, "right": 2})

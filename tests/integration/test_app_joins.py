@@ -468,3 +468,20 @@ def _partitioned(recs, cache):
             cache[k] = partitioner.murmur2_partitions([k.encode()], PARTS)[0]
         out.append((side, cache[k], k, v, t))
     return out
+
+
+def test_join_of_topics_with_different_partition_counts_fails_at_start(
+        broker, topic_factory, tmp_path):
+    left_topic = topic_factory("cp-left", 3)
+    right_topic = topic_factory("cp-right", 2)
+    b = StreamsBuilder()
+    (b.stream(left_topic, key_serde=S, value_serde=J)
+     .join(b.stream(right_topic, key_serde=S, value_serde=J), lambda a, c: [a, c],
+           cs.JoinWindows.of_time_difference_and_grace(1000, 0), value_serde=J)
+     .to(topic_factory("cp-out", 3)))
+    app = cs.App(b.build(), application_id=f"cp-{left_topic}",
+                 bootstrap_servers=broker.bootstrap_servers, state_dir=str(tmp_path),
+                 config=app_config())
+    with pytest.raises(cs.CopartitioningError) as err:
+        app.start()
+    assert f"{left_topic}: 3" in str(err.value) and f"{right_topic}: 2" in str(err.value)
