@@ -255,3 +255,26 @@ def test_stream_stream_join_needs_join_windows_and_known_serdes():
 def test_driver_rejects_join_sides_with_different_partition_counts():
     with pytest.raises(cs.CopartitioningError, match=r"left: 3, right: 2"):
         TopologyTestDriver(dsl_topology("inner"), partitions={"left": 3, "right": 2})
+
+
+def test_readme_stream_stream_example_marks_orders_paid_once_their_window_closes():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Joins"):text.index("## The Processor API")]
+    src = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    namespace = {}
+    exec(compile(src, "README.md", "exec"), namespace)
+    minute = 60_000
+    with TopologyTestDriver(namespace["topo"]) as d:
+        d.pipe("orders", "o1", {"id": 1}, timestamp=0)
+        d.pipe("orders", "o2", {"id": 2}, timestamp=1 * minute)
+        d.pipe("payments", "o1", {"amount": 5}, timestamp=5 * minute)
+        assert [(r.key, r.value, r.timestamp) for r in d.read_output("orders-paid")] == [
+            ("o1", {"id": 1, "paid": True}, 5 * minute)]
+        d.pipe("orders", "o3", {"id": 3}, timestamp=12 * minute)   # o2 closes after 12 min
+        assert d.read_output("orders-paid") == []
+        d.pipe("orders", "o4", {"id": 4}, timestamp=12 * minute + 1)
+        assert [(r.key, r.value, r.timestamp) for r in d.read_output("orders-paid")] == [
+            ("o2", {"id": 2, "paid": False}, 1 * minute)]
