@@ -400,6 +400,8 @@ class StreamStreamJoin(BatchProcessor):
 
     def process_batch(self, batch):
         keys, values, tss = batch.keys, batch.values, batch.timestamps
+        if not keys:
+            return
         if None in keys or None in values or min(tss) < 0:
             keep = self._usable(batch)
             if not keep:
@@ -415,13 +417,14 @@ class StreamStreamJoin(BatchProcessor):
         if late:
             self._late(batch, late, stream_time)
         if pair_this:
-            self._forward_pairs(keys, values, tss, pair_this, pair_other, other)
+            self._forward_pairs(batch, pair_this, pair_other, other)
         self._store(kbs, tss, values, late, unmatched)
         if now > stream_time:
+            # Only a stream time that moved closes windows: a record that is not late
+            # closes after the stream time it arrived at.
             self.this.set_meta("stream_time", now)
-        if self.outer is not None and now >= 0:
-            self._emit_closed(now)
-        if now > stream_time:
+            if self.outer is not None:
+                self._emit_closed(now)
             for store in (self.left_store, self.right_store, self.outer):
                 if store is not None:
                     store.expire(now)
@@ -454,15 +457,18 @@ class StreamStreamJoin(BatchProcessor):
                     found.append(entry)
         return index, cks, vals, ots
 
-    def _forward_pairs(self, keys, values, tss, pair_this, pair_other, other):
+    def _forward_pairs(self, batch, pair_this, pair_other, other):
         _, cks, ovals, ots = other
+        values, tss = batch.values, batch.timestamps
         joiner = self.joiner
         if self.side == LEFT_SIDE:
             out = [joiner(values[i], ovals[j]) for i, j in zip(pair_this, pair_other)]
         else:
             out = [joiner(ovals[j], values[i]) for i, j in zip(pair_this, pair_other)]
         out_ts = [max(tss[i], ots[j]) for i, j in zip(pair_this, pair_other)]
-        self.ctx.forward_batch([keys[i] for i in pair_this], out, out_ts)
+        # Each result carries its record's offset and headers (Kafka Streams keeps them).
+        like = batch.select(pair_this)
+        self.ctx.forward_batch(like.keys, out, out_ts, like=like)
         if self.keeps_other:
             matched = list(dict.fromkeys(pair_other))
             close = self.close_after[self.other_side]

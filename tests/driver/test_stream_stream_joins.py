@@ -278,3 +278,13 @@ def test_readme_stream_stream_example_marks_orders_paid_once_their_window_closes
         d.pipe("orders", "o4", {"id": 4}, timestamp=12 * minute + 1)
         assert [(r.key, r.value, r.timestamp) for r in d.read_output("orders-paid")] == [
             ("o2", {"id": 2, "paid": False}, 1 * minute)]
+
+
+def test_joined_results_keep_the_headers_of_the_record_that_completed_the_pair():
+    with TopologyTestDriver(dsl_topology("inner")) as d:
+        d.pipe("left", "a", {"l": 1}, timestamp=10, headers=[("h", b"left")])
+        d.pipe_batch("right", ["a", "b"], [{"r": 2}, {"r": 3}], timestamps=[20, 20],
+                     headers=[[("h", b"right")], None])
+        (rec,) = d.output("joined")
+    assert (rec.key, rec.value, rec.timestamp, rec.headers) == ("a", [1, 2], 20,
+                                                                [("h", b"right")])
