@@ -20,6 +20,7 @@ sees a filtered or mapped table as current as its store without materializing it
 from __future__ import annotations
 
 import struct
+import weakref
 
 from cstreams.dsl.change import Change
 from cstreams.dsl.operators import _Emitter
@@ -251,6 +252,25 @@ LEFT_SIDE, RIGHT_SIDE = b"L", b"R"
 _T = struct.Struct(">q")
 _pack_t = _T.pack
 
+# Per side store of a stream-stream join: {key bytes: [(timestamp, store key)]} of the records
+# it keeps, so that a batch finds its keys' records without a scan (values stay in the
+# store). Built from the store by that side's processor at init (after a restoration, or
+# when the task recreates its processors after an aborted transaction), kept in step with
+# its writes, pruned past retention. Both sides' processors reach both through their stores.
+_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _build_index(store):
+    index = {}
+    for w, _ in store.all():
+        ck = w.key
+        found = index.get(ck[:-8])
+        if found is None:
+            index[ck[:-8]] = [(w.start, ck)]
+        else:
+            found.append((w.start, ck))
+    return index
+
 
 class JoinWindows:
     """Kafka Streams' JoinWindows: a left record stamped ``t`` joins the right records
@@ -346,10 +366,12 @@ class StreamStreamJoin(BatchProcessor):
     the outer store, as stream_stream_join_stores names them) and feed one merge node.
 
     Per batch of its side: records with a null key or value are dropped (Kafka Streams'
-    rule), late ones too (see JoinWindows); the other side's store is read once, over the
-    time range the batch's windows cover; each record forwards ``joiner(left value, right
-    value)`` per other-side record in its window, stamped with the later of the two
-    timestamps; the batch goes into this side's store. A left (outer) join keeps the left
+    rule), late ones too (see JoinWindows); an index of the other side's store (key ->
+    timestamps, kept in memory beside it as the session store's index) gives the records
+    within the batch's windows, and one fetch_batch reads the values of those that join;
+    each record forwards ``joiner(left value, right value)`` per other-side record in its
+    window, stamped with the later of the two timestamps; the batch goes into this side's
+    store. A left (outer) join keeps the left
     (and right) records that joined nothing in the outer store, drops them from it when a
     later record joins them, and emits ``joiner(value, None)`` (``joiner(None, value)``),
     stamped with the record's time, once their window closes; never earlier."""
@@ -387,6 +409,8 @@ class StreamStreamJoin(BatchProcessor):
                             RIGHT_SIDE: w.before_ms + w.grace_ms}
         self.keeps_this = self.how == OUTER or (self.how == LEFT and left)
         self.keeps_other = self.how == OUTER or (self.how == LEFT and not left)
+        _INDEXES[self.this] = _build_index(self.this)
+        self._pruned_below = -1
         for store in (self.left_store, self.right_store):
             if store.retention_ms < w.retention_ms():
                 raise TopologyError(
@@ -428,38 +452,61 @@ class StreamStreamJoin(BatchProcessor):
             for store in (self.left_store, self.right_store, self.outer):
                 if store is not None:
                     store.expire(now)
+            self._prune(now)
+
+    def _prune(self, now):
+        """Forget, every half retention, the indexed records that no record that is not
+        late can join any more (older than stream time minus the retention)."""
+        cutoff = now - self.windows.retention_ms()
+        if cutoff - self._pruned_below < self.windows.retention_ms() // 2 + 1:
+            return
+        self._pruned_below = cutoff
+        for store in (self.left_store, self.right_store):
+            index = _INDEXES.get(store)
+            if index is None:
+                continue
+            for kb in list(index):
+                kept = [e for e in index[kb] if e[0] >= cutoff]
+                if kept:
+                    index[kb] = kept
+                else:
+                    del index[kb]
 
     # --- steps ----------------------------------------------------------------------------
     def _probe(self, kbs, tss, stream_time):
-        """The other side's records the batch may join, read with one range scan of its
-        store: ({key bytes: [(timestamp, index)]}, and per index: store key (key bytes and
-        sequence number), value, timestamp)."""
+        """The other side's records the batch may join, from its index: ({key bytes:
+        [(timestamp, position)]}, and per position: store key (key bytes and sequence
+        number), timestamp). Their values are read later, in one batch, for the pairs."""
         grace = self.grace
         live = [t for t in tss if t + grace >= stream_time]
         if not live:
-            return {}, [], [], []
-        lo = max(0, min(live) - self.before)
+            return {}, [], []
+        lo = min(live) - self.before
         hi = max(live) + self.after
-        wanted = set(kbs)
-        index, cks, vals, ots = {}, [], [], []
-        for w, v in self.other.fetch_all(lo, hi):
-            ck = w.key
-            kb = ck[:-8]
-            if kb in wanted:
-                entry = (w.start, len(cks))
-                cks.append(ck)
-                vals.append(v)
-                ots.append(w.start)
-                found = index.get(kb)
-                if found is None:
-                    index[kb] = [entry]
-                else:
-                    found.append(entry)
-        return index, cks, vals, ots
+        index = _INDEXES.get(self.other)
+        if index is None:
+            index = _INDEXES[self.other] = _build_index(self.other)
+        found, cks, ots = {}, [], []
+        for kb in dict.fromkeys(kbs):
+            entries = index.get(kb)
+            if not entries:
+                continue
+            mine = []
+            for t, ck in entries:
+                if lo <= t <= hi:
+                    mine.append((t, len(cks)))
+                    cks.append(ck)
+                    ots.append(t)
+            if mine:
+                found[kb] = mine
+        return found, cks, ots
 
     def _forward_pairs(self, batch, pair_this, pair_other, other):
-        _, cks, ovals, ots = other
+        _, cks, ots = other
         values, tss = batch.values, batch.timestamps
+        matched = list(dict.fromkeys(pair_other))
+        got = self.other.fetch_batch([cks[j] for j in matched], [ots[j] for j in matched])
+        ovals = dict(zip(matched, got))
         joiner = self.joiner
         if self.side == LEFT_SIDE:
             out = [joiner(values[i], ovals[j]) for i, j in zip(pair_this, pair_other)]
@@ -470,7 +517,6 @@ class StreamStreamJoin(BatchProcessor):
         like = batch.select(pair_this)
         self.ctx.forward_batch(like.keys, out, out_ts, like=like)
         if self.keeps_other:
-            matched = list(dict.fromkeys(pair_other))
             close = self.close_after[self.other_side]
             side = self.other_side
             oks = [side + cks[j] for j in matched]
@@ -500,6 +546,14 @@ class StreamStreamJoin(BatchProcessor):
             return
         this.set_meta("seq", seq)
         this.put_batch(list(cks.values()), [tss[i] for i in cks], [values[i] for i in cks])
+        index = _INDEXES[this]
+        for i, ck in cks.items():
+            entry = (tss[i], ck)
+            found = index.get(kbs[i])
+            if found is None:
+                index[kbs[i]] = [entry]
+            else:
+                found.append(entry)
         if self.keeps_this and unmatched:
             close = self.close_after[self.side]
             side = self.side
