@@ -11,6 +11,10 @@
   downstream aggregation) whatever the order and caching of the two sides.
 - ``TableUpsert``: keeps the latest value per key of its input in a store (a null value
   deletes), forwarding the updates: the table side of a Processor API join.
+- ``StreamStreamJoin`` (one node per side, ``JoinWindows``): each side's records in a window
+  store, a batch joined with the other side's records in its windows (found through an
+  in-memory key index of that store, values read with one fetch_batch), unmatched records of
+  a left/outer join emitted once their window closes (the outer store).
 
 A table is read through a *value getter*: its root store plus the stateless table operators
 (filter, map_values) applied after it, as Kafka Streams' KTableValueGetter does, so a join
