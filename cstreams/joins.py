@@ -375,10 +375,10 @@ class StreamStreamJoin(BatchProcessor):
     within the batch's windows, and one fetch_batch reads the values of those that join;
     each record forwards ``joiner(left value, right value)`` per other-side record in its
     window, stamped with the later of the two timestamps; the batch goes into this side's
-    store. A left (outer) join keeps the left
-    (and right) records that joined nothing in the outer store, drops them from it when a
-    later record joins them, and emits ``joiner(value, None)`` (``joiner(None, value)``),
-    stamped with the record's time, once their window closes; never earlier."""
+    store. A left (outer) join keeps the left (and right) records that joined nothing in the
+    outer store, drops them from it when a later record joins them, and emits
+    ``joiner(value, None)`` (``joiner(None, value)``), stamped with the record's time, once
+    their window closes; never earlier."""
 
     def __init__(self, side, windows, joiner, how, stores, key_serde):
         if side not in (LEFT_SIDE, RIGHT_SIDE):
