@@ -397,6 +397,7 @@ class StreamStreamJoin(BatchProcessor):
         self.ctx = ctx
         self.task = ctx._task
         self._match = joining.match_windows
+        self._index_records = joining.index_records
         w = self.windows
         left = self.side == LEFT_SIDE
         names = self.store_names
@@ -439,13 +440,12 @@ class StreamStreamJoin(BatchProcessor):
         kbs = self.key_serde.serialize_batch(keys)
         before, after = self.before, self.after
         stream_time = self._stream_time()
-        other = self._probe(kbs, tss, stream_time)
-        late, unmatched, pair_this, pair_other, now = self._match(
-            kbs, tss, stream_time, self.grace, before, after, other[0])
+        late, unmatched, pair_this, pair_time, pair_ck, now = self._match(
+            kbs, tss, stream_time, self.grace, before, after, self._other_index())
         if late:
             self._late(batch, late, stream_time)
         if pair_this:
-            self._forward_pairs(batch, pair_this, pair_other, other)
+            self._forward_pairs(batch, pair_this, pair_time, pair_ck)
         self._store(kbs, tss, values, late, unmatched)
         if now > stream_time:
             # Only a stream time that moved closes windows: a record that is not late
@@ -477,54 +477,35 @@ class StreamStreamJoin(BatchProcessor):
                     del index[kb]
 
     # --- steps ----------------------------------------------------------------------------
-    def _probe(self, kbs, tss, stream_time):
-        """The other side's records the batch may join, from its index: ({key bytes:
-        [(timestamp, position)]}, and per position: store key (key bytes and sequence
-        number), timestamp). Their values are read later, in one batch, for the pairs."""
-        grace = self.grace
-        live = [t for t in tss if t + grace >= stream_time]
-        if not live:
-            return {}, [], []
-        lo = min(live) - self.before
-        hi = max(live) + self.after
+    def _other_index(self):
+        """The other side's index (built here if its processor has not run init yet)."""
         index = _INDEXES.get(self.other)
         if index is None:
             index = _INDEXES[self.other] = _build_index(self.other)
-        found, cks, ots = {}, [], []
-        for kb in dict.fromkeys(kbs):
-            entries = index.get(kb)
-            if not entries:
-                continue
-            mine = []
-            for t, ck in entries:
-                if lo <= t <= hi:
-                    mine.append((t, len(cks)))
-                    cks.append(ck)
-                    ots.append(t)
-            if mine:
-                found[kb] = mine
-        return found, cks, ots
+        return index
 
-    def _forward_pairs(self, batch, pair_this, pair_other, other):
-        _, cks, ots = other
+    def _forward_pairs(self, batch, pair_this, pair_time, pair_ck):
+        """Forward the joined pairs; the other side's values are read with one fetch_batch
+        of the distinct records that joined."""
         values, tss = batch.values, batch.timestamps
-        matched = list(dict.fromkeys(pair_other))
-        got = self.other.fetch_batch([cks[j] for j in matched], [ots[j] for j in matched])
-        ovals = dict(zip(matched, got))
+        matched = dict(zip(pair_ck, pair_time))
+        cks = list(matched)
+        times = list(matched.values())
+        ovals = dict(zip(cks, self.other.fetch_batch(cks, times)))
         joiner = self.joiner
         if self.side == LEFT_SIDE:
-            out = [joiner(values[i], ovals[j]) for i, j in zip(pair_this, pair_other)]
+            out = [joiner(values[i], ovals[ck]) for i, ck in zip(pair_this, pair_ck)]
         else:
-            out = [joiner(ovals[j], values[i]) for i, j in zip(pair_this, pair_other)]
-        out_ts = [max(tss[i], ots[j]) for i, j in zip(pair_this, pair_other)]
+            out = [joiner(ovals[ck], values[i]) for i, ck in zip(pair_this, pair_ck)]
+        out_ts = [t if t > tss[i] else tss[i] for i, t in zip(pair_this, pair_time)]
         # Each result carries its record's offset and headers (Kafka Streams keeps them).
         like = batch.select(pair_this)
         self.ctx.forward_batch(like.keys, out, out_ts, like=like)
         if self.keeps_other:
             close = self.close_after[self.other_side]
             side = self.other_side
-            oks = [side + cks[j] for j in matched]
-            closes = [ots[j] + close for j in matched]
+            oks = [side + ck for ck in cks]
+            closes = [t + close for t in times]
             waiting = self.outer.fetch_batch(oks, closes)
             if any(v is not None for v in waiting):
                 gone = [i for i, v in enumerate(waiting) if v is not None]
@@ -532,36 +513,21 @@ class StreamStreamJoin(BatchProcessor):
                                      [None] * len(gone))
 
     def _store(self, kbs, tss, values, late, unmatched):
-        """This side's records (not late) into its store, each under a new sequence number
-        (records with equal key and timestamp are all kept); the unmatched ones, in a
-        left/outer join, into the outer store by the time their window closes."""
+        """This side's records (not late) into its store and its index, each under a new
+        sequence number (records with equal key and timestamp are all kept); the unmatched
+        ones, in a left/outer join, into the outer store by the time their window closes."""
         this = self.this
-        seq = this.meta("seq", 0)
-        if late:
-            gone = set(late)
-            idx = [i for i in range(len(kbs)) if i not in gone]
-        else:
-            idx = range(len(kbs))
-        cks = {}
-        for i in idx:
-            cks[i] = kbs[i] + _pack_t(seq)
-            seq += 1
-        if not cks:
+        kept, cks, seq = self._index_records(kbs, tss, late, this.meta("seq", 0),
+                                             _INDEXES[this])
+        if not kept:
             return
         this.set_meta("seq", seq)
-        this.put_batch(list(cks.values()), [tss[i] for i in cks], [values[i] for i in cks])
-        index = _INDEXES[this]
-        for i, ck in cks.items():
-            entry = (tss[i], ck)
-            found = index.get(kbs[i])
-            if found is None:
-                index[kbs[i]] = [entry]
-            else:
-                found.append(entry)
+        this.put_batch(cks, [tss[i] for i in kept], [values[i] for i in kept])
         if self.keeps_this and unmatched:
+            ck_of = dict(zip(kept, cks)) if late else cks
             close = self.close_after[self.side]
             side = self.side
-            self.outer.put_batch([side + cks[i] for i in unmatched],
+            self.outer.put_batch([side + ck_of[i] for i in unmatched],
                                  [tss[i] + close for i in unmatched], [b""] * len(unmatched))
 
     def _emit_closed(self, now):
