@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-windows bench-kstreams bench-native bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-w3 bench-e2e-windows bench-kstreams bench-native bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ bench-native: install
 # W1 written in the Streams DSL next to the hand-built topology and the floor, same run.
 bench-e2e-dsl: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_dsl.py $(E2E_ARGS)
+
+# W3 over the broker: orders joined to 100,000 customers (stream-table join), against the
+# client floor of the same run; at-least-once and exactly_once_v2.
+W3_ARGS ?= --orders 200000 --repeat 3
+bench-e2e-w3: install
+	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e_w3.py $(W3_ARGS)
 
 # W2 (windowed counts: tumbling, hopping, session; final and update) over the broker against
 # the client floor of the same run; every output verified. W2_ARGS="--records 1000000".

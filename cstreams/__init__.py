@@ -26,6 +26,7 @@ from cstreams.errors import (
     TopologyError,
     TransactionError,
 )
+from cstreams.joins import JoinWindows
 from cstreams.processor import (
     STREAM_TIME,
     WALL_CLOCK_TIME,
@@ -90,6 +91,7 @@ __all__ = [
     "SessionWindows",
     "SlidingWindows",
     "StreamsBuilder",
+    "JoinWindows",
     "TimeWindows",
     "Windowed",
     "WALL_CLOCK_TIME",

@@ -30,6 +30,7 @@ MODULES = (
     "output",
     "context",
     "nodes",
+    "joining",
 )
 
 
@@ -80,3 +81,4 @@ produce = _mods["produce"]
 output = _mods["output"]
 context = _mods["context"]
 nodes = _mods["nodes"]
+joining = _mods["joining"]

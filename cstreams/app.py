@@ -118,6 +118,13 @@ class App:
     it doubles, up to ``max_poll_records``, while polls come back full in under half the bound
     and shrinks when a poll passes it (cstreams.runtime.batching). metrics() reports the
     current ``poll_size`` and recent ``batch_latency_ms_p50/p99/max``.
+
+    Time synchronization (tasks with more than one input topic: joins, merges): consumed
+    batches are buffered per partition and processed lowest next timestamp first
+    (cstreams.runtime.partition_group); ``max_task_idle_ms`` (Kafka Streams'
+    max.task.idle.ms, default 0) is how long a partition with nothing buffered holds the
+    others back; a partition with more than ``buffered_records_per_partition`` records
+    buffered is paused until it drains. Single-input tasks process each batch as consumed.
     """
 
     def __init__(self, topology: Topology, application_id: str, bootstrap_servers: str, *,
@@ -129,7 +136,8 @@ class App:
                  flush_timeout_s: float = 60.0, progress_interval_ms: int = 30_000,
                  changelog_replication_factor: int = -1, instance_id: str | None = None,
                  max_batch_latency_ms: float = 100.0, metrics_port: int | None = None,
-                 metrics_host: str = "0.0.0.0"):
+                 metrics_host: str = "0.0.0.0", max_task_idle_ms: int = 0,
+                 buffered_records_per_partition: int = 10_000):
         # Every argument as given: a worker process builds its App from them (for_worker).
         self._settings = {k: v for k, v in locals().items() if k != "self"}
         if not isinstance(topology, Topology):
@@ -151,6 +159,11 @@ class App:
         if commit_interval_ms < 0 or max_poll_records < 1:
             raise ConfigurationError("commit_interval_ms must be >= 0 and max_poll_records "
                                      ">= 1")
+        if max_task_idle_ms < 0 or buffered_records_per_partition < 1:
+            raise ConfigurationError("max_task_idle_ms must be >= 0 and "
+                                     "buffered_records_per_partition >= 1")
+        self.max_task_idle_ms = int(max_task_idle_ms)
+        self.buffered_records_per_partition = int(buffered_records_per_partition)
         if not max_batch_latency_ms > 0:
             raise ConfigurationError(f"max_batch_latency_ms must be > 0, got "
                                      f"{max_batch_latency_ms!r}")

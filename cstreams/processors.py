@@ -155,3 +155,22 @@ def table_table_join(left_store, right_store, result_store, joiner, *, how="inne
     flags.send_old = bool(send_old)
     return lambda: TableTableJoin(left_store, right_store, result_store, joiner, how, flags,
                                   False)
+
+
+def stream_stream_join(side, stores, joiner, windows, *, how="inner", key_serde):
+    """One side (``"left"`` or ``"right"``) of a windowed stream-stream join
+    (cstreams.joins.StreamStreamJoin): ``stores`` are the names of the join's stores as
+    ``cstreams.joins.stream_stream_join_stores`` builds them, connected to both sides' nodes;
+    both sides forward to one merge node. ``cstreams.joins.add_stream_stream_join`` adds the
+    whole join (both sides, stores, merge) to a Topology."""
+    from cstreams import serde as _serde
+    from cstreams.joins import INNER, LEFT, LEFT_SIDE, OUTER, RIGHT_SIDE, StreamStreamJoin
+
+    if how not in (INNER, LEFT, OUTER):
+        raise ValueError(f"stream_stream_join: how must be 'inner', 'left' or 'outer', got "
+                         f"{how!r}")
+    sides = {"left": LEFT_SIDE, "right": RIGHT_SIDE}
+    if side not in sides:
+        raise ValueError(f"stream_stream_join: side must be 'left' or 'right', got {side!r}")
+    ks = _serde.resolve(key_serde, "stream_stream_join key serde")
+    return lambda: StreamStreamJoin(sides[side], windows, joiner, how, stores, ks)

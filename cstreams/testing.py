@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from cstreams._impl import record as _record
-from cstreams.errors import CStreamsError
+from cstreams.errors import CopartitioningError, CStreamsError
 from cstreams.internals.task import Task
 from cstreams.processor import PunctuationType
 from cstreams.topology import Topology
@@ -83,6 +83,7 @@ class TopologyTestDriver:
         self._collector = _Collector(self)
         self._closed = False
         self._size_internal_topics()
+        self._check_copartitioning()
         # Global stores: one copy for all tasks, as one instance of the App holds.
         self._global_stores = {}
         self._global_topics = {}
@@ -103,6 +104,17 @@ class TopologyTestDriver:
             # A count given for the topic's name without the prefix counts too.
             n = self._partitions.get(t[len(prefix):], n)
             self._partitions.setdefault(t, n or self.default_partitions)
+
+    def _check_copartitioning(self):
+        """The sources of one sub-topology (a join's sides, a merge) whose partition counts
+        were given must have equal counts, as the App checks against the broker."""
+        for sub in self.topology.subtopologies:
+            given = {t: self._partitions[t] for t in sub.topics if t in self._partitions}
+            if len(set(given.values())) > 1:
+                raise CopartitioningError(
+                    f"the sources of sub-topology {sub.id} must have equal partition counts "
+                    f"(they are processed as one task per partition), but the driver was "
+                    f"given " + ", ".join(f"{t}: {n}" for t, n in sorted(given.items())))
 
     # --- input ----------------------------------------------------------------------------
     def _task(self, topic, partition):

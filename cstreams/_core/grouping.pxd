@@ -12,3 +12,6 @@ cdef class _Columns:
 
 @cython.locals(index=dict, order=list, errors=list, out=list, cols=_Columns)
 cpdef tuple group_messages(object messages)
+
+@cython.locals(n=Py_ssize_t, cut=Py_ssize_t)
+cpdef Py_ssize_t timestamp_run(object timestamps, object bound) except -1

@@ -67,3 +67,14 @@ def group_messages(messages):
                                cols.timestamps, cols.offsets,
                                cols.headers if cols.has_headers else None))
     return out, errors
+
+
+def timestamp_run(timestamps, bound):
+    """How many leading records of a batch a time-synchronized task processes before another
+    partition's head (``bound``): at least one, then every next one stamped ``<= bound``
+    (cstreams.runtime.partition_group)."""
+    n = len(timestamps)
+    cut = 1
+    while cut < n and timestamps[cut] <= bound:
+        cut += 1
+    return cut

@@ -26,9 +26,6 @@ from cstreams.processors import (
 )
 from cstreams.topology import Topology
 
-STREAM_STREAM_JOINS = ("windowed stream-stream joins (cstreams issue 15) are not connected yet; "
-                       "join a stream with a table (builder.table(), an aggregation) meanwhile")
-
 
 def _serde(s, where):
     return None if s is None else _serde_mod.resolve(s, where)
@@ -397,22 +394,32 @@ class KStream:
 
     # --- joins ----------------------------------------------------------------------------
     def join(self, other, joiner, windows=None, *, key_selector=None, value_serde=None,
-             name=None) -> "KStream":
+             name=None, **stream_joined) -> "KStream":
         """Stream-table join: ``joiner(value, table value)`` for each record whose key is in
         ``other`` (a KTable of this builder), read as of processing time; records with a
         null key or value are dropped. ``key_selector(key, value)`` re-keys the stream
         first. A stream whose key changed goes through a repartition topic
         (``<application_id>-<name>-repartition``) keyed like the table, as in Kafka
-        Streams. One get_batch of the distinct keys per stream batch."""
+        Streams. One get_batch of the distinct keys per stream batch.
+
+        Windowed stream-stream join, when ``other`` is a KStream and ``windows`` a
+        JoinWindows: ``joiner(value, other value)`` per pair of records with equal keys
+        whose timestamps are within the windows (cstreams.joins.StreamStreamJoin), stamped
+        with the later timestamp. ``stream_joined``: ``key_serde``, ``this_value_serde``,
+        ``other_value_serde`` (for the two window stores; default: the streams' own),
+        ``materialized`` ("rocksdb", the default, or "in_memory") and ``store_name`` (the
+        stores' name prefix). Both streams must be co-partitioned; a stream whose key
+        changed is repartitioned first."""
         return self._table_join(other, joiner, windows, key_selector, value_serde, name,
-                                False, "join")
+                                False, "join", stream_joined)
 
     def left_join(self, other, joiner, windows=None, *, key_selector=None, value_serde=None,
-                  name=None) -> "KStream":
+                  name=None, **stream_joined) -> "KStream":
         """As join(), but a record whose key is not in the table is joined with None (and
-        one with a null key too)."""
+        one with a null key too). Stream-stream: a record of this stream that joined
+        nothing is emitted as ``joiner(value, None)`` once its window closes."""
         return self._table_join(other, joiner, windows, key_selector, value_serde, name,
-                                True, "left_join")
+                                True, "left_join", stream_joined)
 
     def _global_join(self, table, joiner, windows, key_selector, value_serde, name, left,
                      what):
@@ -428,19 +435,86 @@ class KStream:
         self._b._topology.connect_store(table.store_name, [out._node])
         return out
 
-    def outer_join(self, other, joiner, windows=None, **kwargs):
+    def outer_join(self, other, joiner, windows=None, *, value_serde=None, name=None,
+                   **stream_joined) -> "KStream":
+        """Windowed stream-stream outer join: as join(), and a record of either stream that
+        joined nothing is emitted as ``joiner(value, None)`` / ``joiner(None, value)`` once
+        its window closes."""
         if isinstance(other, (KTable, GlobalKTable)):
             raise TopologyError("outer_join(): a stream-table join is inner (join) or left "
                                 "(left_join); Kafka Streams has no stream-table outer join")
-        raise NotImplementedError(f"KStream.outer_join: {STREAM_STREAM_JOINS}")
+        return self._stream_join(other, joiner, windows, value_serde, name, _joins.OUTER,
+                                 "outer_join", stream_joined)
+
+    def _stream_join(self, other, joiner, windows, value_serde, name, how, what,
+                     stream_joined):
+        if not isinstance(other, KStream) or other._b is not self._b:
+            raise TopologyError(f"{what}(): {other!r} is not a stream of the same builder")
+        if not isinstance(windows, _joins.JoinWindows):
+            raise TopologyError(f"{what}() of two streams needs JoinWindows (e.g. "
+                                f"JoinWindows.of_time_difference_and_grace(...)), got "
+                                f"{windows!r}")
+        unknown = set(stream_joined) - {"key_serde", "this_value_serde", "other_value_serde",
+                                        "materialized", "store_name"}
+        if unknown:
+            raise TopologyError(f"{what}(): unknown argument(s) {sorted(unknown)}")
+        b = self._b
+        ks = (_serde(stream_joined.get("key_serde"), f"{what} key serde") or self.key_serde
+              or other.key_serde or b.default_key_serde)
+        this_vs = (_serde(stream_joined.get("this_value_serde"), f"{what} value serde")
+                   or self.value_serde or b.default_value_serde)
+        other_vs = (_serde(stream_joined.get("other_value_serde"), f"{what} value serde")
+                    or other.value_serde or b.default_value_serde)
+        for which, serde in (("key_serde", ks), ("this_value_serde", this_vs),
+                             ("other_value_serde", other_vs)):
+            if serde is None:
+                raise TopologyError(f"{what}(): the join's window stores need a serde that "
+                                    f"is unknown here; pass {which}= (or a default to "
+                                    f"StreamsBuilder)")
+        materialized = stream_joined.get("materialized", "rocksdb")
+        if materialized not in ("rocksdb", "in_memory"):
+            raise TopologyError(f"{what}(): materialized must be 'rocksdb' or 'in_memory', "
+                                f"got {materialized!r}")
+        left, right = self, other
+        if left.key_changed:
+            left = left.repartition(key_serde=ks, value_serde=this_vs,
+                                    name=None if name is None else f"{name}-left")
+        if right.key_changed:
+            right = right.repartition(key_serde=ks, value_serde=other_vs,
+                                      name=None if name is None else f"{name}-right")
+        prefix = {_joins.INNER: "JOIN", _joins.LEFT: "LEFTJOIN", _joins.OUTER: "OUTERJOIN"}[how]
+        node = b._name(f"KSTREAM-{prefix}", name)
+        base = stream_joined.get("store_name") or node
+        specs = _joins.stream_stream_join_stores(base, windows, how, this_vs, other_vs,
+                                                 persistent=materialized == "rocksdb")
+        stores = [sp.name for sp in specs]
+        topo = b._topology
+        lnode, rnode = f"{node}-this", f"{node}-other"
+        topo.add_processor(lnode, _factory(_joins.StreamStreamJoin, _joins.LEFT_SIDE, windows,
+                                           joiner, how, stores, ks), parents=[left._node])
+        topo.add_processor(rnode, _factory(_joins.StreamStreamJoin, _joins.RIGHT_SIDE,
+                                           windows, joiner, how, stores, ks),
+                           parents=[right._node])
+        for sp in specs:
+            topo.add_store(sp, processors=[lnode, rnode])
+        topo.add_processor(node, ops.PassThrough, parents=[lnode, rnode])
+        return KStream(b, node, ks, _serde(value_serde, f"{what} value serde"), False)
 
     def _table_join(self, table, joiner, windows, key_selector, value_serde, name, left,
-                    what):
+                    what, stream_joined=None):
+        if isinstance(table, KStream):
+            if key_selector is not None:
+                raise TopologyError(f"{what}() of two streams takes no key_selector; "
+                                    f"select_key() first")
+            return self._stream_join(table, joiner, windows, value_serde, name,
+                                     _joins.LEFT if left else _joins.INNER, what,
+                                     stream_joined or {})
+        if stream_joined:
+            raise TopologyError(f"{what}() with a table: unknown argument(s) "
+                                f"{sorted(stream_joined)}")
         if isinstance(table, GlobalKTable):
             return self._global_join(table, joiner, windows, key_selector, value_serde, name,
                                      left, what)
-        if isinstance(table, KStream):
-            raise NotImplementedError(f"KStream.{what} of two streams: {STREAM_STREAM_JOINS}")
         if not isinstance(table, KTable) or table._b is not self._b:
             raise TopologyError(f"{what}(): {table!r} is not a table of the same builder")
         if windows is not None:

@@ -4,9 +4,11 @@
     -> the partition's task processes the whole batch -> wall-clock punctuation
     -> commit on the interval (or when a processor asked)
 
-Every consumed batch is processed at once, so the loop buffers no records and needs no
-pause/resume for back-pressure; partitions are paused only while their task restores its
-stores, and resumed when it runs.
+A batch of a single-input task is processed at once. A task with more than one input (a
+join, a merge) buffers its batches in a PartitionGroup, which releases them lowest next
+timestamp first after each poll; a partition past the buffer bound is paused until it
+drains. Partitions are also paused while their task restores its stores. Global stores are
+restored before the group is joined and kept current between polls.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class StreamThread:
         )
         if self.global_state is not None:
             self.tasks.global_stores = self.global_state.stores
+        self.tasks.max_task_idle_ms = app.max_task_idle_ms
+        self.tasks.buffered_records_per_partition = app.buffered_records_per_partition
         self.consumer = kafka.make_consumer(confs["consumer"])
         self.tasks.consumer = self.consumer
         if eos:
@@ -213,6 +217,8 @@ class StreamThread:
                     metrics.batches_in += 1
                 max_records = poll_size.observe(len(msgs), clock() - t0)
                 msgs = batches = None
+            if tasks.grouped:
+                metrics.records_in += tasks.process_buffered(int(time.time() * 1000))
             poll_producers()
             now_ms = int(time.time() * 1000)
             for mt in tasks.running():

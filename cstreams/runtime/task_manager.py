@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import shutil
+import time
 
 from cstreams import names
 from cstreams.errors import CStreamsError, StoreError
@@ -23,6 +24,7 @@ from cstreams.internals.state.checkpoint import (
 )
 from cstreams.internals.task import Task
 from cstreams.runtime.changelog import ChangelogWriter
+from cstreams.runtime.partition_group import PartitionGroup
 
 log = logging.getLogger("cstreams.tasks")
 
@@ -34,12 +36,16 @@ RUNNING = "running"
 # records (Kafka Streams' OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT).
 CHECKPOINT_DELTA = 10_000
 
+# A multi-input task waiting for a partition with nothing fetched yet asks the broker for its
+# end offset at most this often (after a fetch, the fetched watermark is used).
+WATERMARK_QUERY_INTERVAL_S = 0.5
+
 
 class ManagedTask:
     """A task with what the runtime keeps beside it."""
 
     __slots__ = ("task", "state", "partitions", "lock", "changelogs", "positions",
-                 "checkpointed", "checkpoint_written")
+                 "checkpointed", "checkpoint_written", "group")
 
     def __init__(self, task):
         self.task = task
@@ -50,6 +56,7 @@ class ManagedTask:
         self.positions = {}         # (topic, partition) -> next changelog offset in the stores
         self.checkpointed = False   # the task has persistent logged stores
         self.checkpoint_written = None  # the offsets this run last wrote to its checkpoint
+        self.group = None           # PartitionGroup of a task with more than one input
 
     @property
     def task_id(self):
@@ -83,6 +90,13 @@ class TaskManager:
         self.failed = False         # no commit may happen any more (a record failed)
         self.closed_task_metrics = {}
         self.global_stores = None   # {name: store} of the instance's global stores
+        # Time synchronization of tasks with more than one input (PartitionGroup).
+        self.max_task_idle_ms = 0
+        self.buffered_records_per_partition = 10_000
+        self.grouped = []           # running ManagedTasks with a PartitionGroup
+        self.paused = set()         # source (topic, partition)s paused by back-pressure
+        self._watermarks = {}       # (topic, partition) -> (monotonic, high) asked of the broker
+        self._start_offsets = {}    # (topic, partition) -> committed offset at assignment
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
         # Readiness (cstreams.health): an assignment arrived and no revocation followed it.
         self.assigned = False
@@ -146,6 +160,8 @@ class TaskManager:
                     application_id=self.application_id, state_dir=self.state_dir,
                     error_handler=self.error_handler, global_stores=self.global_stores)
         mt = ManagedTask(task)
+        if len(sub.topics) + len(sub.patterns) > 1:
+            mt.group = PartitionGroup(self.max_task_idle_ms, self.buffered_records_per_partition)
         checkpoint = {}
         if sub.stores and task.directory is not None:
             mt.lock = TaskDirectoryLock(task.directory)
@@ -222,6 +238,8 @@ class TaskManager:
         mt.positions.update(offsets)
         mt.task.init()
         mt.state = RUNNING
+        if mt.group is not None:
+            self.grouped.append(mt)
         if mt.partitions and self.consumer is not None:
             self.consumer.resume([kafka.TopicPartition(t, p) for t, p in mt.partitions])
         log.info("task %s: running", mt.task_id)
@@ -233,7 +251,12 @@ class TaskManager:
             self.consumed.pop(tp, None)
             self.committed.pop(tp, None)
             self.rewind_to.pop(tp, None)
+            self.paused.discard(tp)
+            self._watermarks.pop(tp, None)
+            self._start_offsets.pop(tp, None)
             if mt is not None:
+                if mt.group is not None:
+                    mt.group.drop(tp)
                 mt.partitions.discard(tp)
                 if not mt.partitions and mt not in closing:
                     closing.append(mt)
@@ -243,6 +266,8 @@ class TaskManager:
     def close_task(self, mt, clean):
         key = (mt.task.sub.id, mt.task.partition)
         self.tasks.pop(key, None)
+        if mt in self.grouped:
+            self.grouped.remove(mt)
         for tp in list(mt.partitions):
             self.by_partition.pop(tp, None)
         self.restorer.remove(mt.task_id)
@@ -293,9 +318,75 @@ class TaskManager:
             return 0
         if tp not in self.rewind_to:
             self.rewind_to[tp] = batch.offsets[0]
+        if mt.group is not None:
+            if mt.group.add(batch) and tp not in self.paused and self.consumer is not None:
+                self.consumer.pause([kafka.TopicPartition(*tp)])
+                self.paused.add(tp)
+            return 0
         mt.task.process(batch)
         self.consumed[tp] = batch.offsets[-1] + 1
         return len(batch.offsets)
+
+    def process_buffered(self, now_ms):
+        """Process what the tasks with more than one input buffered, in timestamp order
+        (PartitionGroup); resume the partitions that drained below the bound."""
+        n = 0
+        lagging = None if self.consumer is None else self._lagging
+        for mt in self.grouped:
+            group = mt.group
+            group.partitions = mt.partitions
+            while True:
+                batch = group.next_batch(now_ms, lagging)
+                if batch is None:
+                    break
+                tp = (batch.topic, batch.partition)
+                mt.task.process(batch)
+                self.consumed[tp] = batch.offsets[-1] + 1
+                n += len(batch.offsets)
+            if self.paused:
+                drained = [tp for tp in mt.partitions if tp in self.paused
+                           and group.buffered(tp) <= group.max_buffered]
+                if drained and self.consumer is not None:
+                    self.consumer.resume([kafka.TopicPartition(*tp) for tp in drained])
+                self.paused.difference_update(drained)
+        return n
+
+    def _lagging(self, tp):
+        """Whether the broker holds records of ``tp`` past what was consumed: the high
+        watermark of the last fetch (or, before any fetch, one asked of the broker at most
+        every WATERMARK_QUERY_INTERVAL_S) against the consumer's position."""
+        ktp = kafka.TopicPartition(*tp)
+        try:
+            high = self.consumer.get_watermark_offsets(ktp, cached=True)[1]
+            if high is None or high < 0:
+                now = time.monotonic()
+                asked = self._watermarks.get(tp)
+                if asked is None or now - asked[0] > WATERMARK_QUERY_INTERVAL_S:
+                    high = self.consumer.get_watermark_offsets(ktp, timeout=1.0)[1]
+                    self._watermarks[tp] = (now, high)
+                else:
+                    high = asked[1]
+            pos = self.consumer.position([ktp])[0].offset
+            if high is None or high < 0:
+                return False
+            if pos < 0:
+                pos = self._start_offset(tp, ktp)
+        except kafka.KafkaException:
+            return False
+        return 0 <= pos < high
+
+    def _start_offset(self, tp, ktp):
+        """Where consumption of ``tp`` starts in this assignment (nothing consumed yet): the
+        group's committed offset, else the log start (auto.offset.reset=earliest); asked of
+        the broker once per assignment."""
+        start = self._start_offsets.get(tp)
+        if start is None:
+            got = self.consumer.committed([ktp], timeout=5)
+            start = got[0].offset if got else -1
+            if start < 0:
+                start = self.consumer.get_watermark_offsets(ktp, timeout=1.0)[0]
+            self._start_offsets[tp] = start
+        return start
 
     def rewind_all(self):
         """Exactly-once, the transaction aborted: every running task drops its uncommitted
@@ -306,8 +397,15 @@ class TaskManager:
         seeks = []
         for tp, mt in self.by_partition.items():
             target = self.rewind_to.get(tp)
-            if mt.state == RUNNING and target is not None and self.consumed.get(tp) != target:
+            buffered = mt.group is not None and mt.group.buffered(tp) > 0
+            if mt.state == RUNNING and target is not None and (
+                    self.consumed.get(tp) != target or buffered):
                 seeks.append(kafka.TopicPartition(tp[0], tp[1], target))
+        for mt in self.grouped:
+            mt.group.drop()
+        if self.paused and self.consumer is not None:
+            self.consumer.resume([kafka.TopicPartition(*tp) for tp in self.paused])
+        self.paused.clear()
         self.consumed = {tp: o for tp, o in self.committed.items() if tp in self.by_partition}
         if self.consumer is not None:
             for tp in seeks:

@@ -56,6 +56,8 @@ def source_partitions(topology, md):
                 f"the sources of sub-topology {sub.id} must have equal partition counts "
                 f"(they are processed as one task per partition), but the broker reports "
                 + ", ".join(f"{t}: {n}" for t, n in sorted(per_topic.items()))
+                + "; give the topics equal counts, or repartition one side (KStream."
+                "repartition(), whose topic gets the other side's count)"
             )
         if per_topic:
             counts[sub.id] = next(iter(per_topic.values()))

@@ -275,14 +275,15 @@ def test_explicit_repartition():
         assert d._collector.partitions_for("test-driver-rekey-repartition") == 5
 
 
-def test_stream_stream_joins_are_hooks_that_name_the_feature():
+def test_stream_stream_joins_need_join_windows():
+    # The joins themselves: tests/driver/test_stream_stream_joins.py.
     b = StreamsBuilder()
     s = b.stream("in", key_serde=S, value_serde=S)
     with pytest.raises(cs.TopologyError, match="windows must be"):
         s.group_by_key().windowed_by(object())
     for call in (lambda: s.join(s, None), lambda: s.left_join(s, None),
                  lambda: s.outer_join(s, None)):
-        with pytest.raises(NotImplementedError, match="issue 15"):
+        with pytest.raises(cs.TopologyError, match="JoinWindows"):
             call()
 
 
