@@ -28,6 +28,7 @@ MODULES = (
     "counting",
     "produce",
     "dispatch",
+    "windowing",
 )
 
 
@@ -76,3 +77,4 @@ store = _mods["store"]
 counting = _mods["counting"]
 produce = _mods["produce"]
 dispatch = _mods["dispatch"]
+windowing = _mods["windowing"]
