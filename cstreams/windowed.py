@@ -436,14 +436,9 @@ class _WindowedAggregateBase(BatchProcessor):
                 self.task.metrics["windowed_null_dropped"] += 1
                 continue
             if tss[i] < 0:
-                off = batch.offsets[i]
-                err = ProcessingError(
-                    f"windowed aggregation {self.ctx.node_name!r}: the record at topic "
-                    f"{batch.topic!r} partition {batch.partition} offset {off} has a negative "
-                    f"timestamp ({tss[i]}); windows need event time >= 0",
-                    topic=batch.topic, partition=batch.partition, offset=off,
-                    node=self.ctx.node_name)
-                self.task.handle_error(err, None)
+                self.task.handle_error(self._record_error(
+                    ProcessingError, batch, i,
+                    "not windowable: negative timestamp, windows need event time >= 0"), None)
                 continue
             keep.append(i)
         return keep
@@ -454,14 +449,17 @@ class _WindowedAggregateBase(BatchProcessor):
         if isinstance(task.error_handler, _handlers.FailHandler):
             return
         for i in late:
-            off = batch.offsets[i]
-            err = LateRecordError(
-                f"windowed aggregation {self.ctx.node_name!r}: late record at topic "
-                f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
-                f"{batch.timestamps[i]}): all its windows closed (grace {self.grace} ms)",
-                topic=batch.topic, partition=batch.partition, offset=off,
-                node=self.ctx.node_name)
-            task.handle_error(err, None)
+            task.handle_error(self._record_error(
+                LateRecordError, batch, i,
+                f"late: all its windows closed (grace {self.grace} ms)"), None)
+
+    def _record_error(self, cls, batch, i, why):
+        off = batch.offsets[i]
+        return cls(
+            f"windowed aggregation {self.ctx.node_name!r}: the record at topic "
+            f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
+            f"{batch.timestamps[i]}) is {why}",
+            topic=batch.topic, partition=batch.partition, offset=off, node=self.ctx.node_name)
 
     def _save_time(self):
         self.store.set_meta("stream_time", self.observed)

@@ -42,7 +42,6 @@ import pytest
 pytest.importorskip("confluent_kafka")
 
 import orjson  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
 from helpers import FAST_GROUP, committed, consume_all, env_for_subprocess, wait_for  # noqa: E402
 
 from cstreams import windowed as W  # noqa: E402
@@ -51,6 +50,7 @@ from cstreams.stores.rocksdb_backend import RocksDBBackend  # noqa: E402
 from cstreams.stores.window import META_KEY  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
+from test_app_windows import produce_events  # noqa: E402
 from test_windows import reference_session, reference_time  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -136,14 +136,6 @@ def events(seed):
         recs.append((keys[0], 1, SPAN_MS + 100_000))
         out[p] = recs
     return out
-
-
-def produce_events(bootstrap, topic, by_partition, lo, hi):
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-    for part, recs in by_partition.items():
-        for k, v, ts in recs[lo:hi]:
-            p.produce(topic, struct.pack(">q", v), k.encode(), part, timestamp=ts)
-    assert p.flush(30) == 0
 
 
 def reference(kind, data):
