@@ -437,8 +437,8 @@ class _WindowedAggregateBase(BatchProcessor):
                 continue
             if tss[i] < 0:
                 self.task.handle_error(self._record_error(
-                    ProcessingError, batch, i,
-                    "not windowable: negative timestamp, windows need event time >= 0"), None)
+                    ProcessingError, batch, i, "unusable",
+                    "negative timestamp, windows need event time >= 0"), None)
                 continue
             keep.append(i)
         return keep
@@ -450,15 +450,15 @@ class _WindowedAggregateBase(BatchProcessor):
             return
         for i in late:
             task.handle_error(self._record_error(
-                LateRecordError, batch, i,
-                f"late: all its windows closed (grace {self.grace} ms)"), None)
+                LateRecordError, batch, i, "late",
+                f"all its windows closed (grace {self.grace} ms)"), None)
 
-    def _record_error(self, cls, batch, i, why):
+    def _record_error(self, cls, batch, i, what, why):
         off = batch.offsets[i]
         return cls(
-            f"windowed aggregation {self.ctx.node_name!r}: the record at topic "
+            f"windowed aggregation {self.ctx.node_name!r}: {what} record at topic "
             f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
-            f"{batch.timestamps[i]}) is {why}",
+            f"{batch.timestamps[i]}): {why}",
             topic=batch.topic, partition=batch.partition, offset=off, node=self.ctx.node_name)
 
     def _save_time(self):
