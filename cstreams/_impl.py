@@ -31,6 +31,7 @@ MODULES = (
     "context",
     "nodes",
     "joining",
+    "windowing",
 )
 
 
@@ -82,3 +83,4 @@ output = _mods["output"]
 context = _mods["context"]
 nodes = _mods["nodes"]
 joining = _mods["joining"]
+windowing = _mods["windowing"]

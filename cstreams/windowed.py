@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional
 
 from cstreams import handlers as _handlers
 from cstreams import serde as _serde
-from cstreams._pure.windowing import assign_time_windows, update_windows
+from cstreams._impl import windowing as _kernel
 from cstreams.errors import ProcessingError, TopologyError
 from cstreams.processor import STREAM_TIME, BatchProcessor
 from cstreams.stores import window as _wstores
@@ -384,12 +384,46 @@ class _WindowedAggregateBase(BatchProcessor):
         if now <= self.observed:
             return
         self.observed = now
+        self._close_windows()
+
+    def _close_windows(self):
+        """After input or a stream-time advance: persist stream time, emit the windows it
+        closed (final emission) and drop what retention let go."""
         self._save_time()
         if self.emit == EMIT_FINAL:
             self._emit_final()
-        self.store.expire(now)
+        self.store.expire(self.observed)
+
+    def _emit_closed(self, below, window_of):
+        """Final emission: forward, once, every window of the store whose composite key sorts
+        below ``pack(below)`` and was not emitted yet. ``window_of(ck)`` gives a window's
+        (key bytes offset, start, end, output timestamp)."""
+        if below <= self.emitted_below:
+            return
+        store = self.store
+        result = self.aggregation.result
+        kde = store.key_serde.deserialize
+        out_k, out_v, out_t = [], [], []
+        for ck, v in store._scan(_T.pack(max(self.emitted_below, 0)), _T.pack(below)):
+            at, start, end, ts = window_of(ck)
+            out_k.append(Windowed(kde(ck[at:]), start, end))
+            out_v.append(v if result is None else result(v))
+            out_t.append(ts)
+        self.emitted_below = below
+        store.set_meta("emitted_below", below)
+        if out_k:
+            self.ctx.forward_batch(out_k, out_v, out_t)
 
     # --- input checks -----------------------------------------------------------------------
+    def _records(self, batch):
+        """The records of ``batch`` to aggregate (see ``_usable``), None when none is left."""
+        if not len(batch):
+            return None
+        keep = self._usable(batch)
+        if keep is None:
+            return batch
+        return batch.select(keep) if keep else None
+
     def _usable(self, batch):
         """Indices of the records to aggregate: None keys and values dropped, negative
         timestamps to the error handler."""
@@ -402,14 +436,9 @@ class _WindowedAggregateBase(BatchProcessor):
                 self.task.metrics["windowed_null_dropped"] += 1
                 continue
             if tss[i] < 0:
-                off = batch.offsets[i]
-                err = ProcessingError(
-                    f"windowed aggregation {self.ctx.node_name!r}: the record at topic "
-                    f"{batch.topic!r} partition {batch.partition} offset {off} has a negative "
-                    f"timestamp ({tss[i]}); windows need event time >= 0",
-                    topic=batch.topic, partition=batch.partition, offset=off,
-                    node=self.ctx.node_name)
-                self.task.handle_error(err, None)
+                self.task.handle_error(self._record_error(
+                    ProcessingError, batch, i, "unusable",
+                    "negative timestamp, windows need event time >= 0"), None)
                 continue
             keep.append(i)
         return keep
@@ -420,14 +449,17 @@ class _WindowedAggregateBase(BatchProcessor):
         if isinstance(task.error_handler, _handlers.FailHandler):
             return
         for i in late:
-            off = batch.offsets[i]
-            err = LateRecordError(
-                f"windowed aggregation {self.ctx.node_name!r}: late record at topic "
-                f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
-                f"{batch.timestamps[i]}): all its windows closed (grace {self.grace} ms)",
-                topic=batch.topic, partition=batch.partition, offset=off,
-                node=self.ctx.node_name)
-            task.handle_error(err, None)
+            task.handle_error(self._record_error(
+                LateRecordError, batch, i, "late",
+                f"all its windows closed (grace {self.grace} ms)"), None)
+
+    def _record_error(self, cls, batch, i, what, why):
+        off = batch.offsets[i]
+        return cls(
+            f"windowed aggregation {self.ctx.node_name!r}: {what} record at topic "
+            f"{batch.topic!r} partition {batch.partition} offset {off} (timestamp "
+            f"{batch.timestamps[i]}): {why}",
+            topic=batch.topic, partition=batch.partition, offset=off, node=self.ctx.node_name)
 
     def _save_time(self):
         self.store.set_meta("stream_time", self.observed)
@@ -444,28 +476,21 @@ class TimeWindowedAggregate(_WindowedAggregateBase):
         self.emitted_below = self.store.meta("emitted_below", 0)
 
     def process_batch(self, batch):
-        if not len(batch):
+        batch = self._records(batch)
+        if batch is None:
             return
-        keep = self._usable(batch)
-        if keep is not None:
-            if not keep:
-                return
-            batch = batch.select(keep)
         keys = batch.keys
         kbs = self.ctx.serialized_keys(keys, self.key_serde)
-        cks, idx, late, self.observed = assign_time_windows(
+        cks, idx, late, self.observed = _kernel.assign_time_windows(
             kbs, batch.timestamps, self.observed, self.size, self.advance, self.grace)
         if late:
             self._late(batch, late)
         if cks:
-            distinct, cur = update_windows(self.store.kv, self.aggregation, cks, idx, keys,
-                                           batch.values)
+            distinct, cur = _kernel.update_windows(self.store.kv, self.aggregation, cks, idx,
+                                                   keys, batch.values)
             if self.emit == EMIT_UPDATE:
                 self._emit_updates(cks, idx, distinct, cur, keys, batch.timestamps)
-        self._save_time()
-        if self.emit == EMIT_FINAL:
-            self._emit_final()
-        self.store.expire(self.observed)
+        self._close_windows()
 
     def _emit_updates(self, cks, idx, distinct, cur, keys, timestamps):
         # One output per entry, in order of the last record that changed it: the reversed
@@ -487,24 +512,14 @@ class TimeWindowedAggregate(_WindowedAggregateBase):
 
     def _emit_final(self):
         # Windows [s, s + size) with s + size + grace <= stream time are closed.
-        below = self.observed - self.grace - self.size + 1
-        if below <= self.emitted_below:
-            return
-        store = self.store
         size = self.size
-        result = self.aggregation.result
-        kde = store.key_serde.deserialize
-        out_k, out_v, out_t = [], [], []
         unpack = _T.unpack_from
-        for ck, v in store._scan(_T.pack(max(self.emitted_below, 0)), _T.pack(below)):
+
+        def window_of(ck):
             s = unpack(ck)[0]
-            out_k.append(Windowed(kde(ck[8:]), s, s + size))
-            out_v.append(v if result is None else result(v))
-            out_t.append(s + size - 1)
-        self.emitted_below = below
-        store.set_meta("emitted_below", below)
-        if out_k:
-            self.ctx.forward_batch(out_k, out_v, out_t)
+            return 8, s, s + size, s + size - 1
+
+        self._emit_closed(self.observed - self.grace - size + 1, window_of)
 
 
 class SessionWindowedAggregate(_WindowedAggregateBase):
@@ -519,13 +534,9 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
         self.emitted_below = self.store.meta("emitted_below", 0)
 
     def process_batch(self, batch):
-        if not len(batch):
+        batch = self._records(batch)
+        if batch is None:
             return
-        keep = self._usable(batch)
-        if keep is not None:
-            if not keep:
-                return
-            batch = batch.select(keep)
         keys, values, tss = batch.keys, batch.values, batch.timestamps
         kbs = self.ctx.serialized_keys(keys, self.key_serde)
         store = self.store
@@ -580,10 +591,7 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
             self._late(batch, late)
         if changed and self.emit == EMIT_UPDATE:
             self._emit_updates(changed, keys, tss)
-        self._save_time()
-        if self.emit == EMIT_FINAL:
-            self._emit_final()
-        store.expire(self.observed)
+        self._close_windows()
 
     def _emit_updates(self, changed, keys, tss):
         result = self.aggregation.result
@@ -598,22 +606,13 @@ class SessionWindowedAggregate(_WindowedAggregateBase):
 
     def _emit_final(self):
         # A session ending before it can take no record any more (end + gap + grace passed).
-        below = self.observed - self.grace - self.gap
-        if below <= self.emitted_below:
-            return
-        store = self.store
-        result = self.aggregation.result
-        kde = store.key_serde.deserialize
-        out_k, out_v, out_t = [], [], []
-        for ck, v in store._scan(_T.pack(max(self.emitted_below, 0)), _T.pack(below)):
-            end, start = _TT.unpack_from(ck)
-            out_k.append(Windowed(kde(ck[16:]), start, end))
-            out_v.append(v if result is None else result(v))
-            out_t.append(end)
-        self.emitted_below = below
-        store.set_meta("emitted_below", below)
-        if out_k:
-            self.ctx.forward_batch(out_k, out_v, out_t)
+        unpack = _TT.unpack_from
+
+        def window_of(ck):
+            end, start = unpack(ck)
+            return 16, start, end, end
+
+        self._emit_closed(self.observed - self.grace - self.gap, window_of)
 
 
 class SlidingWindowedAggregate(_WindowedAggregateBase):
@@ -633,19 +632,14 @@ class SlidingWindowedAggregate(_WindowedAggregateBase):
             self.records.expire(self.observed)
         self.emitted_below = self.store.meta("emitted_below", 0)
 
-    def _on_stream_time(self, now):
-        super()._on_stream_time(now)
-        if now >= self.observed:
-            self.records.expire(now)
+    def _close_windows(self):
+        super()._close_windows()
+        self.records.expire(self.observed)
 
     def process_batch(self, batch):
-        if not len(batch):
+        batch = self._records(batch)
+        if batch is None:
             return
-        keep = self._usable(batch)
-        if keep is not None:
-            if not keep:
-                return
-            batch = batch.select(keep)
         keys, values, tss = batch.keys, batch.values, batch.timestamps
         kbs = self.ctx.serialized_keys(keys, self.key_serde)
         kv, records = self.store.kv, self.records
@@ -717,32 +711,18 @@ class SlidingWindowedAggregate(_WindowedAggregateBase):
                 out_v.append(v if result is None else result(v))
                 out_t.append(tss[i])
             self.ctx.forward_batch(out_k, out_v, out_t)
-        self._save_time()
-        if self.emit == EMIT_FINAL:
-            self._emit_final()
-        self.store.expire(self.observed)
-        records.expire(self.observed)
+        self._close_windows()
 
     def _emit_final(self):
-        d = self.d
         # Windows [s, s + d] with s + d + grace < stream time are closed.
-        below = self.observed - self.grace - d
-        if below <= self.emitted_below:
-            return
-        store = self.store
-        result = self.aggregation.result
-        kde = store.key_serde.deserialize
-        out_k, out_v, out_t = [], [], []
+        d = self.d
         unpack = _T.unpack_from
-        for ck, v in store._scan(_T.pack(max(self.emitted_below, 0)), _T.pack(below)):
+
+        def window_of(ck):
             s = unpack(ck)[0]
-            out_k.append(Windowed(kde(ck[8:]), s, s + d))
-            out_v.append(v if result is None else result(v))
-            out_t.append(s + d)
-        self.emitted_below = below
-        store.set_meta("emitted_below", below)
-        if out_k:
-            self.ctx.forward_batch(out_k, out_v, out_t)
+            return 8, s, s + d, s + d
+
+        self._emit_closed(self.observed - self.grace - d, window_of)
 
 
 def aggregate_windows(store_name: str, windows, aggregation: Aggregation = COUNT,

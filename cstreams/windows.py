@@ -47,25 +47,34 @@ def _ms(value, what):
     return value
 
 
+def _positive(value, what):
+    value = _ms(value, what)
+    if value <= 0:
+        raise TopologyError(f"{what} must be > 0 ms, got {value}")
+    return value
+
+
+def _grace(value):
+    grace = _ms(value, "grace period")
+    if grace < 0:
+        raise TopologyError(f"grace period must be >= 0 ms, got {grace}")
+    return grace
+
+
 class TimeWindows:
     """Tumbling (advance == size) or hopping (advance < size) windows aligned to the epoch."""
 
     kind = "time"
 
     def __init__(self, size_ms, advance_ms=None, grace_ms=0):
-        size = _ms(size_ms, "window size")
+        size = _positive(size_ms, "window size")
         advance = size if advance_ms is None else _ms(advance_ms, "window advance")
-        grace = _ms(grace_ms, "grace period")
-        if size <= 0:
-            raise TopologyError(f"window size must be > 0 ms, got {size}")
         if advance <= 0 or advance > size:
             raise TopologyError(
                 f"window advance must be > 0 and <= the size ({size} ms), got {advance}")
-        if grace < 0:
-            raise TopologyError(f"grace period must be >= 0 ms, got {grace}")
         self.size_ms = size
         self.advance_ms = advance
-        self.grace_ms = grace
+        self.grace_ms = _grace(grace_ms)
 
     @classmethod
     def of(cls, size_ms, grace_ms=0):
@@ -112,14 +121,8 @@ class SlidingWindows:
     kind = "sliding"
 
     def __init__(self, time_difference_ms, grace_ms=0):
-        d = _ms(time_difference_ms, "time difference")
-        grace = _ms(grace_ms, "grace period")
-        if d <= 0:
-            raise TopologyError(f"time difference must be > 0 ms, got {d}")
-        if grace < 0:
-            raise TopologyError(f"grace period must be >= 0 ms, got {grace}")
-        self.time_difference_ms = d
-        self.grace_ms = grace
+        self.time_difference_ms = _positive(time_difference_ms, "time difference")
+        self.grace_ms = _grace(grace_ms)
 
     @classmethod
     def with_time_difference(cls, time_difference_ms, grace_ms=0):
@@ -148,14 +151,8 @@ class SessionWindows:
     kind = "session"
 
     def __init__(self, gap_ms, grace_ms=0):
-        gap = _ms(gap_ms, "inactivity gap")
-        grace = _ms(grace_ms, "grace period")
-        if gap <= 0:
-            raise TopologyError(f"inactivity gap must be > 0 ms, got {gap}")
-        if grace < 0:
-            raise TopologyError(f"grace period must be >= 0 ms, got {grace}")
-        self.gap_ms = gap
-        self.grace_ms = grace
+        self.gap_ms = _positive(gap_ms, "inactivity gap")
+        self.grace_ms = _grace(grace_ms)
 
     @classmethod
     def with_inactivity_gap(cls, gap_ms, grace_ms=0):

@@ -1,6 +1,7 @@
 """The windowed aggregation's per-batch kernel, written once: this module runs as the
-pure-Python path and is the source the compiled core builds from (Cython pure-Python mode)
-once the core compiles Python-shaped modules. Plain Python only: no cython import here.
+pure-Python path and is compiled in Cython's pure-Python mode (declarations in
+cstreams/_core/windowing.pxd) into cstreams._core.windowing. Plain Python only: no cython
+import here.
 """
 
 from __future__ import annotations
@@ -15,36 +16,48 @@ def assign_time_windows(kbs, timestamps, observed, size, advance, grace):
     """The batch kernel's first pass: for record i, the composite keys (start + key bytes)
     of its windows still open at the running stream time. Returns (composite keys, the
     record index of each, late record indices, the new stream time)."""
+    lkbs = kbs if type(kbs) is list else list(kbs)
+    tss = timestamps if type(timestamps) is list else list(timestamps)
     pack = _T.pack
     cks = []
     idx = []
     late = []
+    n = len(lkbs)
+    # Records of a batch share few window starts: pack each start once per run of them.
+    last_s = -1
+    packed = b""
     if advance == size:
         # Tumbling: one window per record.
-        for i in range(len(kbs)):
-            ts = timestamps[i]
+        for i in range(n):
+            ts = tss[i]
             if ts > observed:
                 observed = ts
             s = ts - ts % size
             if s + size + grace <= observed:
                 late.append(i)
                 continue
-            cks.append(pack(s) + kbs[i])
+            if s != last_s:
+                packed = pack(s)
+                last_s = s
+            cks.append(packed + lkbs[i])
             idx.append(i)
         return cks, idx, late, observed
-    for i in range(len(kbs)):
-        ts = timestamps[i]
+    for i in range(n):
+        ts = tss[i]
         if ts > observed:
             observed = ts
         # Open windows: start + size > observed - grace.
         lowest = observed - grace - size + 1
-        s = (max(0, ts - size + advance) // advance) * advance
+        first = ts - size + advance
+        if first < 0:
+            first = 0
+        s = (first // advance) * advance
         if s < lowest:
             s += -(-(lowest - s) // advance) * advance
         if s > ts:
             late.append(i)
             continue
-        kb = kbs[i]
+        kb = lkbs[i]
         while s <= ts:
             cks.append(pack(s) + kb)
             idx.append(i)
@@ -55,44 +68,57 @@ def assign_time_windows(kbs, timestamps, observed, size, advance, grace):
 def update_windows(kv, aggregation, cks, idx, keys, values):
     """One batch read of the distinct (key, window) entries, the updates in offset order,
     one batch write. Returns (distinct composite keys, their new aggregates)."""
-    distinct = list(dict.fromkeys(cks))
+    lcks = cks if type(cks) is list else list(cks)
+    lidx = idx if type(idx) is list else list(idx)
+    lvalues = values if type(values) is list else list(values)
+    distinct = list(dict.fromkeys(lcks))
     cur = dict(zip(distinct, kv.get_batch_by_bytes(distinct)))
     kind = aggregation.kind
+    n = len(lcks)
     if kind == "count":
         # Counter counts in C; only the distinct entries take a Python step.
-        for ck, n in Counter(cks).items():
-            c = cur[ck]
-            cur[ck] = n if c is None else c + n
-    elif kind == "sum":
-        for ck, i in zip(cks, idx):
+        for ck, c in Counter(lcks).items():
             a = cur[ck]
-            cur[ck] = values[i] if a is None else a + values[i]
+            cur[ck] = c if a is None else a + c
+    elif kind == "sum":
+        for j in range(n):
+            ck = lcks[j]
+            v = lvalues[lidx[j]]
+            a = cur[ck]
+            cur[ck] = v if a is None else a + v
     elif kind == "min":
-        for ck, i in zip(cks, idx):
-            a, v = cur[ck], values[i]
+        for j in range(n):
+            ck = lcks[j]
+            v = lvalues[lidx[j]]
+            a = cur[ck]
             if a is None or v < a:
                 cur[ck] = v
     elif kind == "max":
-        for ck, i in zip(cks, idx):
-            a, v = cur[ck], values[i]
+        for j in range(n):
+            ck = lcks[j]
+            v = lvalues[lidx[j]]
+            a = cur[ck]
             if a is None or v > a:
                 cur[ck] = v
     elif aggregation.batch_adder is not None:
         groups = {}
-        for ck, i in zip(cks, idx):
+        for j in range(n):
+            ck = lcks[j]
             g = groups.get(ck)
             if g is None:
-                groups[ck] = g = [i]
+                groups[ck] = [lidx[j]]
             else:
-                g.append(i)
+                g.append(lidx[j])
         init, badd = aggregation.initializer, aggregation.batch_adder
-        for ck, ii in groups.items():
+        for ck, g in groups.items():
             a = cur[ck]
-            cur[ck] = badd(keys[ii[0]], [values[i] for i in ii], init() if a is None else a)
+            cur[ck] = badd(keys[g[0]], [lvalues[i] for i in g], init() if a is None else a)
     else:
         init, add = aggregation.initializer, aggregation.adder
-        for ck, i in zip(cks, idx):
+        for j in range(n):
+            ck = lcks[j]
+            i = lidx[j]
             a = cur[ck]
-            cur[ck] = add(keys[i], values[i], init() if a is None else a)
+            cur[ck] = add(keys[i], lvalues[i], init() if a is None else a)
     kv.put_batch_by_bytes(distinct, [cur[ck] for ck in distinct])
     return distinct, cur

@@ -61,7 +61,7 @@ class _TimeOrderedStore:
         self._meta = None
         self._meta_dirty = False
         self._dropped_below = 0        # every key < this time prefix is gone (or going)
-        self._deferred_drop = None     # transactional: the range delete waits for the commit
+        self._deferred_drop = None     # the range delete waits for the flush or the commit
 
     # --- runtime interface (as KeyValueStore) -------------------------------------------------
     @property
@@ -96,13 +96,18 @@ class _TimeOrderedStore:
             if self.kv.changelog is not None:
                 self.kv.changelog.send(kbs, vbs)
             n += 1
+        if not self.kv.transactional:
+            self._drop_deferred()
         return n
 
-    def commit_pending(self):
-        n = self.kv.commit_pending()
+    def _drop_deferred(self):
         if self._deferred_drop is not None:
             bound, self._deferred_drop = self._deferred_drop, None
             self.kv.backend.delete_range(b"", bound)
+
+    def commit_pending(self):
+        n = self.kv.commit_pending()
+        self._drop_deferred()
         return n
 
     def rewind(self):
@@ -174,10 +179,9 @@ class _TimeOrderedStore:
         for kb in gone:
             del cache[kb]
             dirty.pop(kb, None)
-        if kv.transactional:
-            self._deferred_drop = bound
-        else:
-            kv.backend.delete_range(b"", bound)
+        # The range delete waits for the flush (the commit, under exactly-once): until the
+        # input offsets are committed, a restart must find the windows it replays into.
+        self._deferred_drop = bound
         self._on_drop(bound_t)
         return len(gone)
 
@@ -185,12 +189,44 @@ class _TimeOrderedStore:
         pass
 
     def _scan(self, lo, hi):
-        """(composite key, value) with lo <= key < hi in byte order, cache included."""
+        """(composite key, value) with lo <= key < hi in byte order, cache included.
+
+        Never flushes: the store reaches the backend only when the runtime flushes it before
+        committing offsets. A flush here (final emission scans every batch) would put the
+        backend ahead of the committed input, and a restart after a crash would fold the
+        replayed records in twice."""
         if hi <= lo:
             return
-        for kb, v in self.kv.range(lo, hi):
-            if kb < hi:
-                yield kb, v
+        kv = self.kv
+        if kv.transactional:
+            for kb, v in kv.range(lo, hi):      # overlays, never flushes, in this mode
+                if kb < hi:
+                    yield kb, v
+            return
+        cache = kv._cache
+        mine = sorted([kb for kb in kv._dirty if lo <= kb < hi])
+        vde = kv.value_serde.deserialize
+        i, n = 0, len(mine)
+        for kb, vb in kv.backend.range(lo, hi):
+            if kb >= hi:
+                break
+            while i < n and mine[i] < kb:
+                v = cache.get(mine[i])
+                if v is not None:
+                    yield mine[i], v
+                i += 1
+            if i < n and mine[i] == kb:
+                v = cache.get(kb)
+                i += 1
+                if v is not None:
+                    yield kb, v
+                continue
+            yield kb, vde(vb)
+        while i < n:
+            v = cache.get(mine[i])
+            if v is not None:
+                yield mine[i], v
+            i += 1
 
     def approximate_num_entries(self):
         return self.kv.approximate_num_entries()

@@ -1174,3 +1174,110 @@ def test_count_batch_with_key_bytes(impl):
     assert impl.counting.count_batch(st2, keys, kbs) == [1, 1, 2, 1, 3]
     assert impl.counting.count_batch(st2, keys, tuple(kbs)) == [4, 2, 5, 2, 6]
     assert st2.get("a") == 6 and st1.get("a") == 3
+
+
+# --- windowing: the windowed aggregation's batch kernel -------------------------------------
+
+
+def _reference_windows(kbs, tss, observed, size, advance, grace):
+    """Brute force: every window start s (a multiple of advance, s >= 0) with
+    s <= ts < s + size, open while s + size + grace > the running stream time."""
+    cks, idx, late = [], [], []
+    for i, (kb, ts) in enumerate(zip(kbs, tss)):
+        observed = max(observed, ts)
+        starts = [s for s in range(0, ts + 1, advance) if s <= ts < s + size]
+        open_ = [s for s in starts if s + size + grace > observed]
+        if not open_:
+            late.append(i)
+        for s in open_:
+            cks.append(s.to_bytes(8, "big", signed=True) + kb)
+            idx.append(i)
+    return cks, idx, late, observed
+
+
+@pytest.mark.parametrize("size,advance,grace", [(10, 10, 0), (10, 10, 7), (60, 60, 5),
+                                                 (10, 3, 0), (10, 3, 4), (50, 10, 20),
+                                                 (7, 7, 100)])
+def test_windowing_assign_matches_brute_force(impl, size, advance, grace):
+    import random
+
+    rng = random.Random(size * 1000 + advance * 10 + grace)
+    for observed0 in (-1, 0, 45):
+        n = 300
+        kbs = [b"k%d" % rng.randrange(7) for _ in range(n)]
+        tss = [max(0, i - rng.randrange(size + grace + 30)) for i in range(n)]
+        expected = _reference_windows(kbs, tss, observed0, size, advance, grace)
+        got = impl.windowing.assign_time_windows(kbs, tss, observed0, size, advance, grace)
+        assert got == expected
+        assert got[2], "the input must hold late records"
+        # Tuples are taken as lists; an empty batch keeps stream time.
+        assert impl.windowing.assign_time_windows(
+            tuple(kbs), tuple(tss), observed0, size, advance, grace) == expected
+        assert impl.windowing.assign_time_windows([], [], observed0, size, advance,
+                                                  grace) == ([], [], [], observed0)
+
+
+def test_windowing_assign_large_timestamps(impl):
+    ts = 1_764_633_600_123                        # 2025-12-02, ms: beyond 32 bits
+    got = impl.windowing.assign_time_windows([b"a"], [ts], -1, 60_000, 60_000, 0)
+    start = ts - ts % 60_000
+    assert got == ([start.to_bytes(8, "big") + b"a"], [0], [], ts)
+    with pytest.raises(ZeroDivisionError):
+        impl.windowing.assign_time_windows([b"a"], [5], -1, 0, 0, 0)
+
+
+def _agg(kind=None, adder=None, batch_adder=None, initializer=None):
+    return types.SimpleNamespace(kind=kind, adder=adder, batch_adder=batch_adder,
+                                 initializer=initializer)
+
+
+@pytest.mark.parametrize("name", ["count", "sum", "min", "max", "adder", "batch_adder"])
+def test_windowing_update_matches_brute_force(impl, name):
+    import random
+
+    s = impl.serde
+    rng = random.Random(7)
+    value_serde = s.INT64 if name != "adder" and name != "batch_adder" else s.JSON
+    st = _store(impl, key_serde=s.BYTES, value_serde=value_serde)
+    cks = [b"w%d" % rng.randrange(12) for _ in range(200)]
+    idx = sorted(rng.randrange(100) for _ in range(200))
+    keys = [f"key{i}" for i in range(100)]
+    values = [rng.randrange(-50, 50) for _ in range(100)]
+    before = {b"w0": 5, b"w3": -7}
+    st.put_batch_by_bytes(list(before), list(before.values()))
+    st.flush()
+    aggs = {
+        "count": _agg("count"), "sum": _agg("sum"), "min": _agg("min"), "max": _agg("max"),
+        "adder": _agg(adder=lambda k, v, a: a + [[k, v]], initializer=list),
+        "batch_adder": _agg(batch_adder=lambda k, vs, a: a + [[k, vs]], initializer=list),
+    }
+    if name in ("adder", "batch_adder"):
+        before = {b"w0": [["old", 1]], b"w3": []}
+        st.put_batch_by_bytes(list(before), list(before.values()))
+        st.flush()
+    expected = dict(before)
+    for ck, i in zip(cks, idx):
+        a, v = expected.get(ck), values[i]
+        if name == "count":
+            expected[ck] = (a or 0) + 1
+        elif name == "sum":
+            expected[ck] = (a or 0) + v
+        elif name == "min":
+            expected[ck] = v if a is None else min(a, v)
+        elif name == "max":
+            expected[ck] = v if a is None else max(a, v)
+        elif name == "adder":
+            expected[ck] = (a or []) + [[keys[i], v]]
+    if name == "batch_adder":
+        groups = {}
+        for ck, i in zip(cks, idx):
+            groups.setdefault(ck, []).append(i)
+        for ck, ii in groups.items():
+            expected[ck] = (expected.get(ck) or []) + [[keys[ii[0]], [values[i] for i in ii]]]
+    reads = len(st.backend.get_batches)
+    distinct, cur = impl.windowing.update_windows(st, aggs[name], tuple(cks), idx, keys, values)
+    assert distinct == list(dict.fromkeys(cks))
+    assert cur == {ck: expected[ck] for ck in distinct}
+    assert len(st.backend.get_batches) - reads <= 1     # one batch read of the misses
+    st.flush()
+    assert st.get_batch_by_bytes(distinct) == [expected[ck] for ck in distinct]
