@@ -65,8 +65,12 @@ _JVM_OPTS = ["-Xms128m", "-Xmx768m", "-XX:+UseSerialGC", "-Djava.awt.headless=tr
 
 
 def _cluster_id() -> str:
-    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding (Kafka's Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding (Kafka's Uuid).
+    As Kafka's Uuid.randomUuid(), never one starting with "-" (read as an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaBroker:

@@ -1,10 +1,11 @@
 """exactly_once_v2 against the real broker.
 
-The test broker does not hide aborted records from read_committed readers (TESTING.md), so
-these tests check what each transaction holds and the committed state (store contents,
-committed consumer offsets), not the read_committed filter. The app's producer is wrapped in a
-recording proxy that forwards every call to the real confluent-kafka producer: the broker and
-the transactions stay real.
+Tansu, the default test broker, does not hide aborted records from read_committed readers
+(TESTING.md), so these tests check what each transaction holds and the committed state (store
+contents, committed consumer offsets), not the read_committed filter; the read_committed check
+runs on Apache Kafka in test_app_eos_faults.py (kafka_semantics). The app's producer is
+wrapped in a recording proxy that forwards every call to the real confluent-kafka producer: the
+broker and the transactions stay real.
 """
 
 from __future__ import annotations

@@ -252,7 +252,7 @@ def per_key_values(recs):
 
 
 def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
-        broker, topic_factory, tmp_path):
+        broker, topic_factory, tmp_path, broker_kind):
     parts = 3
     src, out = topic_factory("eosk-in", parts), topic_factory("eosk-out", parts)
     app_id = f"eosk-{src}"
@@ -322,6 +322,9 @@ def test_eos_sigkill_mid_transaction_restart_same_instance_exact_state(
     # transaction's (the marker record's update at least), which a read_committed reader
     # on Kafka would not see.
     assert count_uncommitted(broker.bootstrap_servers, out, total + 1) > total
+    if broker_kind != "tansu":
+        # The strict form, where read_committed hides aborted records: every count once.
+        assert per_key_values(outputs) == {k: list(range(1, n + 1)) for k, n in truth.items()}
     print(f"sigkill test: {elapsed:.1f} s")
 
 
@@ -402,8 +405,8 @@ def test_eos_sigkills_in_every_window_read_committed_output_exact(
     def feed():
         for i in range(chunks):
             recs = records(first + i * chunk, chunk)
-            if i in pauses:
-                recs.append((f"k{i}".encode(), pauses[i].encode()))
+            if i in pauses:       # one key, so one partition: PAUSE-1 comes first
+                recs.append((b"k0", pauses[i].encode()))
             produce(broker.bootstrap_servers, src, recs)
             time.sleep(0.15)
 
