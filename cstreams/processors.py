@@ -119,3 +119,40 @@ def filter(predicate):  # noqa: A001
 
 def flat_map(fn):
     return lambda: FlatMapProcessor(fn)
+
+
+def table(store_name):
+    """The latest value per key of the input in ``store_name`` (a null value deletes),
+    forwarding the updates: the table side of a join (cstreams.joins.TableUpsert)."""
+    from cstreams.joins import TableUpsert
+
+    return lambda: TableUpsert(store_name)
+
+
+def stream_table_join(table_store, joiner, *, key_selector=None, left=False):
+    """Join each stream record with the table in ``table_store`` (fed in the same task, e.g.
+    by ``table()``): ``joiner(value, table value)`` when the lookup key (the record's key, or
+    ``key_selector(key, value)``) is in the table; ``left=True`` joins the others with None.
+    Connect the store to the processor: ``add_processor(..., stores=[table_store])``. One
+    get_batch of the batch's distinct lookup keys per stream batch."""
+    from cstreams.joins import StreamTableJoin
+
+    return lambda: StreamTableJoin(table_store, joiner, key_selector, left)
+
+
+def table_table_join(left_store, right_store, result_store, joiner, *, how="inner",
+                     send_old=False):
+    """Join two tables kept in ``left_store`` and ``right_store`` (each fed by ``table()``
+    in the same task); the processor has both tables' nodes as parents and all three stores
+    connected. ``how``: "inner", "left" or "outer"; ``result_store`` keeps the joined values.
+    Forwards each changed joined value (None: the key left the join), or ``Change(new, old)``
+    with ``send_old=True``."""
+    from cstreams.dsl.operators import TableFlags
+    from cstreams.joins import INNER, LEFT, OUTER, TableTableJoin
+
+    if how not in (INNER, LEFT, OUTER):
+        raise ValueError(f"table_table_join: how must be 'inner', 'left' or 'outer', got {how!r}")
+    flags = TableFlags()
+    flags.send_old = bool(send_old)
+    return lambda: TableTableJoin(left_store, right_store, result_store, joiner, how, flags,
+                                  False)

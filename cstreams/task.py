@@ -30,9 +30,23 @@ class _Punctuation:
         self.cancellable = Cancellable()
 
 
+class _TaskStores(dict):
+    """The task's own stores; a global store (one per instance, kept by the runtime or the
+    driver) is found by name too, but is not the task's to flush or close."""
+
+    __slots__ = ("global_stores",)
+
+    def __init__(self, global_stores):
+        super().__init__()
+        self.global_stores = global_stores or {}
+
+    def __missing__(self, name):
+        return self.global_stores[name]
+
+
 class Task:
     def __init__(self, topology, sub, partition, collector, *, application_id="cstreams",
-                 state_dir=None, error_handler=None, wall_clock_ms=0):
+                 state_dir=None, error_handler=None, wall_clock_ms=0, global_stores=None):
         self.topology = topology
         self.sub = sub
         self.partition = partition
@@ -44,7 +58,7 @@ class Task:
         self.stream_time = -1
         self.wall_clock_ms = wall_clock_ms
         self.commit_requested = False
-        self.stores = {}
+        self.stores = _TaskStores(global_stores)
         self.metrics = collections.Counter()
         self._punctuations = []
         self._flush_listeners = []
@@ -117,7 +131,7 @@ class Task:
                 store.close()
             except Exception as e:  # noqa: BLE001
                 first = first or e
-        self.stores = {}
+        self.stores.clear()
         if first is not None:
             raise first
 

@@ -7,6 +7,7 @@ sink topic, deserialized with the serdes of the sink that wrote it (or ones you 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ class TopologyTestDriver:
         self._collector = _Collector(self)
         self._closed = False
         self._size_internal_topics()
+        # Global stores: one copy for all tasks, as one instance of the App holds.
+        self._global_stores = {}
+        self._global_topics = {}
+        for name, (spec, topic) in topology.global_stores.items():
+            self._global_stores[name] = spec.build(os.path.join(self._state_dir, "global",
+                                                                name))
+            self._global_topics[topic] = self._global_stores[name]
 
     def _size_internal_topics(self):
         internal = set(self.topology.internal_topics())
@@ -105,7 +113,8 @@ class TopologyTestDriver:
         if task is None:
             task = Task(self.topology, sub, partition, self._collector,
                         application_id=self._app_id, state_dir=self._state_dir,
-                        error_handler=self._error_handler, wall_clock_ms=self._wall)
+                        error_handler=self._error_handler, wall_clock_ms=self._wall,
+                        global_stores=self._global_stores)
             task.init()
             self._tasks[key] = task
         return task
@@ -128,6 +137,9 @@ class TopologyTestDriver:
         keys, values = list(keys), list(values)
         if len(keys) != len(values):
             raise ValueError(f"pipe_batch got {len(keys)} keys and {len(values)} values")
+        if topic in self._global_topics:
+            self._pipe_global(self._global_topics[topic], keys, values)
+            return
         task, kser, vser = self._source_serdes(topic, partition)
         n = len(keys)
         if timestamps is None:
@@ -140,6 +152,16 @@ class TopologyTestDriver:
             None if headers is None else list(headers),
         )
         self._run(task, raw)
+
+    def _pipe_global(self, store, keys, values):
+        """A global store's topic: the store takes the records (null values delete) through
+        its serdes, as the runtime's global consumer applies them."""
+        kser, vser = store.key_serde, store.value_serde
+        kbs = kser.serialize_batch(keys)
+        vbs = vser.serialize_batch(values)
+        keep = [i for i, kb in enumerate(kbs) if kb is not None]
+        store.put_batch([kser.deserialize(kbs[i]) for i in keep],
+                        [None if vbs[i] is None else vser.deserialize(vbs[i]) for i in keep])
 
     def pipe_raw(self, topic, keys, values, timestamps=None, headers=None, partition=0):
         """Send already-serialized bytes (to test bad input)."""
@@ -216,6 +238,8 @@ class TopologyTestDriver:
 
     # --- stores ---------------------------------------------------------------------------
     def get_store(self, name, partition=0):
+        if name in self._global_stores:
+            return self._global_stores[name]
         for (_sub_id, p), task in self._tasks.items():
             if p == partition and name in task.stores:
                 return task.stores[name]
@@ -240,6 +264,9 @@ class TopologyTestDriver:
             for task in self._tasks.values():
                 task.flush_stores()
                 task.close()
+            for store in self._global_stores.values():
+                store.flush()
+                store.close()
         finally:
             if self._own_state_dir:
                 shutil.rmtree(self._state_dir, ignore_errors=True)

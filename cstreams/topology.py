@@ -74,6 +74,7 @@ class Topology:
     def __init__(self):
         self._nodes = {}
         self._stores = {}
+        self._global_stores = {}     # store name -> (store spec, topic)
         self._validated = None
 
     # --- building -------------------------------------------------------------------------
@@ -184,6 +185,36 @@ class Topology:
         self.connect_store(store.name, processors)
         return self
 
+    def add_global_store(self, store: StoreSpec, topic: str) -> "Topology":
+        """A global store: every partition of ``topic`` (its latest value per key, a null
+        value deleting), held in full by every instance, restored completely at start and
+        kept current by the runtime; processors of any sub-topology may read it (connect it
+        as usual) without co-partitioning. The store's serdes are the topic's."""
+        if not isinstance(store, StoreSpec):
+            raise TopologyError(f"add_global_store expects a store from cstreams.stores, got "
+                                f"{store!r}")
+        if store.name in self._stores or store.name in self._global_stores:
+            raise TopologyError(f"duplicate store name {store.name!r}")
+        if not isinstance(topic, str) or not topic:
+            raise TopologyError(f"global store {store.name!r} needs a topic name")
+        for other in self._nodes.values():
+            if other.kind == "source" and topic in other.topics:
+                raise TopologyError(f"topic {topic!r} of global store {store.name!r} is read "
+                                    f"by source {other.name!r} already")
+        for other, t in self._global_stores.values():
+            if t == topic:
+                raise TopologyError(f"topic {topic!r} feeds global store {other.name!r} "
+                                    f"already")
+        store.source_changelog = topic
+        self._global_stores[store.name] = (store, topic)
+        self._validated = None
+        return self
+
+    @property
+    def global_stores(self) -> dict:
+        """{store name: (store spec, topic)} of the global stores."""
+        return dict(self._global_stores)
+
     def connect_store(self, store_name: str, processors: Iterable[str]) -> "Topology":
         if isinstance(processors, str):
             processors = [processors]
@@ -219,6 +250,8 @@ class Topology:
         used = set()
         for n in nodes.values():
             for s in n.stores:
+                if s in self._global_stores:
+                    continue
                 if s not in self._stores:
                     raise TopologyError(
                         f"processor {n.name!r} uses store {s!r}, which was not added "
@@ -284,6 +317,8 @@ class Topology:
         store_users = {}
         for n in self._nodes.values():
             for s in n.stores:
+                if s in self._global_stores:
+                    continue     # every task reads its own instance's copy
                 if s in store_users:
                     union(store_users[s], n.name)
                 else:
@@ -304,7 +339,7 @@ class Topology:
             stores = []
             for nm in names:
                 for s in self._nodes[nm].stores:
-                    if s not in stores:
+                    if s not in stores and s not in self._global_stores:
                         stores.append(s)
             subs.append(SubTopology(len(subs), names, sources, topics, patterns, stores))
         return subs
@@ -315,6 +350,8 @@ class Topology:
         return self.validate()
 
     def store_spec(self, name) -> StoreSpec:
+        if name in self._global_stores:
+            return self._global_stores[name][0]
         return self._stores[name]
 
     @property
@@ -377,6 +414,7 @@ class Topology:
             return self
         out = Topology()
         out._stores = dict(self._stores)
+        out._global_stores = dict(self._global_stores)
         for name, spec in self._nodes.items():
             changes: dict = {"stores": list(spec.stores)}
             if spec.kind != "source":
@@ -391,6 +429,7 @@ class Topology:
 
     def internal_topic_partitions(self, external_partitions: Callable) -> dict:
         """{internal topic: partition count}, as Kafka Streams sizes repartition topics: the
+        count of the external topics read beside it (a join's other side), else the
         largest count among the sub-topologies that write to it. ``external_partitions(sub)``
         gives a sub-topology's count from its non-internal source topics (None if unknown)."""
         subs = self.validate()
@@ -416,6 +455,13 @@ class Topology:
             return counts[sub.id]
 
         def topic_count(t, seen):
+            # A topic read beside external topics (a join's repartitioned side) must be
+            # co-partitioned with them: their count wins, as Kafka Streams' co-partitioning
+            # enforcer sizes it.
+            readers = [external_partitions(r) for r in subs if t in r.topics]
+            readers = [n for n in readers if n]
+            if readers:
+                return max(readers)
             found = [sub_count(w, seen) for w in writers[t]]
             found = [n for n in found if n]
             return max(found) if found else None
@@ -449,6 +495,8 @@ class TopologyDescription:
                     self._lines.append(f"      --> {', '.join(children[name]) or 'none'}")
                 if spec.kind != "source":
                     self._lines.append(f"      <-- {', '.join(spec.parents)}")
+        for name, (_spec, topic) in topology._global_stores.items():
+            self._lines.append(f"   Global store: {name} (topic: {topic})")
         self.subtopologies = subs
 
     def __str__(self):

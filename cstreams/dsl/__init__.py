@@ -3,6 +3,7 @@ operators on streams and tables (see cstreams.dsl.builder)."""
 
 from cstreams.dsl.builder import (
     BranchedKStream,
+    GlobalKTable,
     KGroupedStream,
     KGroupedTable,
     KStream,
@@ -11,5 +12,5 @@ from cstreams.dsl.builder import (
 )
 from cstreams.dsl.change import Change
 
-__all__ = ["BranchedKStream", "Change", "KGroupedStream", "KGroupedTable", "KStream", "KTable",
-           "StreamsBuilder"]
+__all__ = ["BranchedKStream", "Change", "GlobalKTable", "KGroupedStream", "KGroupedTable",
+           "KStream", "KTable", "StreamsBuilder"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from cstreams import joins as _joins
 from cstreams import serde as _serde_mod
 from cstreams import stores as _stores
 from cstreams.dsl import operators as ops
@@ -25,8 +26,9 @@ from cstreams.processors import (
 )
 from cstreams.topology import Topology
 
-JOINS_ISSUE = ("joins are not implemented yet (cstreams issue 15): the DSL leaves this hook "
-               "for them")
+STREAM_STREAM_JOINS = ("windowed stream-stream joins (cstreams issue 15) need the window store "
+                       "of cstreams' windowing, which is not connected yet; join a stream "
+                       "with a table (builder.table(), an aggregation) meanwhile")
 WINDOWING_ISSUE = ("windowed aggregations come with cstreams' windowing (tumbling, hopping, "
                    "sliding and session windows), which is not connected to the DSL yet")
 
@@ -101,7 +103,25 @@ class StreamsBuilder:
         self._topology.add_processor(
             node, _factory(ops.TableSource, store.name, flags, cache), parents=[source])
         self._topology.add_store(store, processors=[node])
-        return KTable(self, node, ks, vs, flags)
+        return KTable(self, node, ks, vs, flags, _joins.TableGetter(store.name))
+
+    def global_table(self, topic: str, *, key_serde=None, value_serde=None, name=None,
+                     store_name=None, materialized="rocksdb") -> "GlobalKTable":
+        """Every partition of ``topic`` as one table on every instance (a global store:
+        restored in full at start, kept current by the runtime), for
+        ``stream.join(global_table, joiner, key_selector=...)`` with no co-partitioning."""
+        if not isinstance(topic, str):
+            raise TopologyError(f"global_table() reads one topic, got {topic!r}")
+        ks = _serde(key_serde, "global_table() key serde") or self.default_key_serde
+        vs = _serde(value_serde, "global_table() value serde") or self.default_value_serde
+        ks, vs = ks or _serde_mod.BYTES, vs or _serde_mod.BYTES
+        store = self._store(store_name, name, "GLOBALKTABLE-SOURCE-STATE-STORE", materialized,
+                            ks, vs, "global_table()")
+        if store.key_serde is not ks or store.value_serde is not vs:
+            raise TopologyError(f"global_table({topic!r}): store {store.name!r} must use the "
+                                f"topic's serdes")
+        self._topology.add_global_store(store, topic)
+        return GlobalKTable(self, store.name, ks, vs)
 
     def _store(self, store_name, node_name, prefix, materialized, key_serde, value_serde,
                where):
@@ -376,18 +396,71 @@ class KStream:
             lambda _agg, v: v, name=name, store_name=store_name, materialized=materialized,
             cache=cache)
 
-    # --- hooks for later features ---------------------------------------------------------
-    # Joins (issue 15) read both sides in one task: co-partitioned sources (a side whose key
-    # changed goes through ``repartition()`` first, as Kafka Streams does), a stream-table
-    # join reading the table's store (KTable: ``_node``, its store via the topology).
-    def join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KStream.join: {JOINS_ISSUE}")
+    # --- joins ----------------------------------------------------------------------------
+    def join(self, other, joiner, windows=None, *, key_selector=None, value_serde=None,
+             name=None) -> "KStream":
+        """Stream-table join: ``joiner(value, table value)`` for each record whose key is in
+        ``other`` (a KTable of this builder), read as of processing time; records with a
+        null key or value are dropped. ``key_selector(key, value)`` re-keys the stream
+        first. A stream whose key changed goes through a repartition topic
+        (``<application_id>-<name>-repartition``) keyed like the table, as in Kafka
+        Streams. One get_batch of the distinct keys per stream batch."""
+        return self._table_join(other, joiner, windows, key_selector, value_serde, name,
+                                False, "join")
 
-    def left_join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KStream.left_join: {JOINS_ISSUE}")
+    def left_join(self, other, joiner, windows=None, *, key_selector=None, value_serde=None,
+                  name=None) -> "KStream":
+        """As join(), but a record whose key is not in the table is joined with None (and
+        one with a null key too)."""
+        return self._table_join(other, joiner, windows, key_selector, value_serde, name,
+                                True, "left_join")
 
-    def outer_join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KStream.outer_join: {JOINS_ISSUE}")
+    def _global_join(self, table, joiner, windows, key_selector, value_serde, name, left,
+                     what):
+        if table._b is not self._b:
+            raise TopologyError(f"{what}(): {table!r} is not a table of the same builder")
+        if windows is not None:
+            raise TopologyError(f"{what}(): a stream-table join takes no windows")
+        prefix = "LEFTJOIN" if left else "JOIN"
+        out = self._add(prefix, name, _factory(_joins.StreamTableJoin, table.store_name,
+                                               joiner, key_selector, left),
+                        self.key_serde, _serde(value_serde, f"{what} value serde"),
+                        self.key_changed)
+        self._b._topology.connect_store(table.store_name, [out._node])
+        return out
+
+    def outer_join(self, other, joiner, windows=None, **kwargs):
+        if isinstance(other, (KTable, GlobalKTable)):
+            raise TopologyError("outer_join(): a stream-table join is inner (join) or left "
+                                "(left_join); Kafka Streams has no stream-table outer join")
+        raise NotImplementedError(f"KStream.outer_join: {STREAM_STREAM_JOINS}")
+
+    def _table_join(self, table, joiner, windows, key_selector, value_serde, name, left,
+                    what):
+        if isinstance(table, GlobalKTable):
+            return self._global_join(table, joiner, windows, key_selector, value_serde, name,
+                                     left, what)
+        if isinstance(table, KStream):
+            raise NotImplementedError(f"KStream.{what} of two streams: {STREAM_STREAM_JOINS}")
+        if not isinstance(table, KTable) or table._b is not self._b:
+            raise TopologyError(f"{what}(): {table!r} is not a table of the same builder")
+        if windows is not None:
+            raise TopologyError(f"{what}(): a stream-table join takes no windows")
+        if table._getter is None:
+            raise TopologyError(f"{what}(): table {table._node!r} has no store to read")
+        stream = self
+        if key_selector is not None:
+            stream = stream.select_key(key_selector, key_serde=table.key_serde,
+                                       name=None if name is None else f"{name}-key-select")
+        if stream.key_changed:
+            stream = stream.repartition(key_serde=stream.key_serde or table.key_serde,
+                                        name=name)
+        prefix = "LEFTJOIN" if left else "JOIN"
+        out = stream._add(prefix, name, _factory(_joins.StreamTableJoin, table._getter,
+                                                 joiner, None, left),
+                          stream.key_serde, _serde(value_serde, f"{what} value serde"), False)
+        self._b._topology.connect_store(table._getter.store_name, [out._node])
+        return out
 
     def __repr__(self):
         return f"<KStream {self._node}>"
@@ -497,7 +570,8 @@ class KGroupedStream:
         flags = ops.TableFlags()
         b._topology.add_processor(node, make(store.name, flags), parents=[parent])
         b._topology.add_store(store, processors=[node])
-        return KTable(b, node, self.key_serde, store.value_serde, flags)
+        return KTable(b, node, self.key_serde, store.value_serde, flags,
+                      _joins.TableGetter(store.name))
 
     def count(self, *, name=None, store_name=None, materialized="rocksdb",
               cache=True) -> "KTable":
@@ -550,13 +624,16 @@ def _first():
 class KTable:
     """A changelog stream read as a table: the latest value per key."""
 
-    def __init__(self, builder, node, key_serde, value_serde, flags):
+    def __init__(self, builder, node, key_serde, value_serde, flags, getter=None):
         self._b = builder
         self._node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
         self._flags = flags
         self._upstream = []      # the table flags this table's values come from
+        # How a join reads this table's current values: its store and the stateless
+        # operators after it (cstreams.joins.TableGetter).
+        self._getter = getter
 
     @property
     def node_name(self):
@@ -569,11 +646,12 @@ class KTable:
             t._flags.send_old = True
             stack.extend(t._upstream)
 
-    def _op(self, prefix, name, make, value_serde):
+    def _op(self, prefix, name, make, value_serde, transform):
         node = self._b._name(f"KTABLE-{prefix}", name)
         flags = ops.TableFlags()
         self._b._topology.add_processor(node, make(flags), parents=[self._node])
-        out = KTable(self._b, node, self.key_serde, value_serde, flags)
+        getter = None if self._getter is None else self._getter.with_transform(transform)
+        out = KTable(self._b, node, self.key_serde, value_serde, flags, getter)
         out._upstream = [self]
         return out
 
@@ -581,19 +659,21 @@ class KTable:
         """Keys whose value fails ``predicate(key, value)`` leave the table (a tombstone)."""
         fl = self._flags
         return self._op("FILTER", name, lambda out: _factory(ops.TableFilter, predicate,
-                                                             False, fl, out), self.value_serde)
+                                                             False, fl, out), self.value_serde,
+                        lambda k, v: v if predicate(k, v) else None)
 
     def filter_not(self, predicate, *, name=None) -> "KTable":
         fl = self._flags
         return self._op("FILTER", name, lambda out: _factory(ops.TableFilter, predicate,
-                                                             True, fl, out), self.value_serde)
+                                                             True, fl, out), self.value_serde,
+                        lambda k, v: None if predicate(k, v) else v)
 
     def map_values(self, fn, *, value_serde=None, name=None) -> "KTable":
         """``fn(value) -> value`` for every key."""
         fl = self._flags
         return self._op("MAPVALUES", name, lambda out: _factory(ops.TableMapValues, fn, fl,
                                                                 out),
-                        _serde(value_serde, "map_values value serde"))
+                        _serde(value_serde, "map_values value serde"), lambda k, v: fn(v))
 
     def to_stream(self, *, name=None) -> KStream:
         """The table's updates as a stream (null values: deletions)."""
@@ -615,17 +695,78 @@ class KTable:
         b._topology.add_processor(node, _factory(ops.TableGroupBy, fn), parents=[self._node])
         return KGroupedTable(b, node, ks, vs, name)
 
-    def join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KTable.join: {JOINS_ISSUE}")
+    # --- joins ----------------------------------------------------------------------------
+    def join(self, other, joiner, *, value_serde=None, name=None, store_name=None,
+             materialized="rocksdb", cache=True) -> "KTable":
+        """Table-table join: ``joiner(value, other value)`` for the keys in both tables,
+        updated whenever either side changes (a key that leaves the join becomes a
+        tombstone). The joined values live in a store of their own (``value_serde``), so
+        that each update carries the value it replaces where a downstream operator needs it
+        (a group_by retracts it). Both tables must be co-partitioned."""
+        return self._table_join(other, joiner, _joins.INNER, value_serde, name, store_name,
+                                materialized, cache)
 
-    def left_join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KTable.left_join: {JOINS_ISSUE}")
+    def left_join(self, other, joiner, *, value_serde=None, name=None, store_name=None,
+                  materialized="rocksdb", cache=True) -> "KTable":
+        """As join(), for every key of this table (``other value`` None when absent)."""
+        return self._table_join(other, joiner, _joins.LEFT, value_serde, name, store_name,
+                                materialized, cache)
 
-    def outer_join(self, other, joiner, *args, **kwargs):
-        raise NotImplementedError(f"KTable.outer_join: {JOINS_ISSUE}")
+    def outer_join(self, other, joiner, *, value_serde=None, name=None, store_name=None,
+                   materialized="rocksdb", cache=True) -> "KTable":
+        """As join(), for every key of either table (the missing side None)."""
+        return self._table_join(other, joiner, _joins.OUTER, value_serde, name, store_name,
+                                materialized, cache)
+
+    def _table_join(self, other, joiner, how, value_serde, name, store_name, materialized,
+                    cache):
+        what = {"inner": "join", "left": "left_join", "outer": "outer_join"}[how]
+        if not isinstance(other, KTable) or other._b is not self._b:
+            raise TopologyError(f"KTable.{what}(): {other!r} is not a table of the same "
+                                f"builder")
+        if other is self or other._node == self._node:
+            raise TopologyError(f"KTable.{what}(): a table cannot be joined with itself")
+        for t in (self, other):
+            if t._getter is None:
+                raise TopologyError(f"KTable.{what}(): table {t._node!r} has no store to read")
+        if (self.key_serde is not None and other.key_serde is not None
+                and self.key_serde is not other.key_serde):
+            raise TopologyError(f"KTable.{what}(): the tables {self._node!r} and "
+                                f"{other._node!r} have different key serdes")
+        b = self._b
+        prefix = {"inner": "JOIN", "left": "LEFTJOIN", "outer": "OUTERJOIN"}[how]
+        node = b._name(f"KTABLE-{prefix}", name)
+        vs = _serde(value_serde, f"{what} value serde") or b.default_value_serde
+        store = b._store(store_name, name, f"KTABLE-{prefix}-STATE-STORE", materialized,
+                         self.key_serde or other.key_serde, vs, f"KTable.{what}() (node "
+                                                                f"{node!r})")
+        flags = ops.TableFlags()
+        b._topology.add_processor(
+            node, _factory(_joins.TableTableJoin, self._getter, other._getter, store.name,
+                           joiner, how, flags, cache),
+            parents=[self._node, other._node],
+            stores=[self._getter.store_name, other._getter.store_name])
+        b._topology.add_store(store, processors=[node])
+        return KTable(b, node, self.key_serde or other.key_serde, store.value_serde, flags,
+                      _joins.TableGetter(store.name))
 
     def __repr__(self):
         return f"<KTable {self._node}>"
+
+
+class GlobalKTable:
+    """global_table(): a topic held in full on every instance; joined by streams through a
+    key selector (``stream.join(global_table, joiner, key_selector=fn(k, v) -> table
+    key)``), which does not change the stream's key."""
+
+    def __init__(self, builder, store_name, key_serde, value_serde):
+        self._b = builder
+        self.store_name = store_name
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def __repr__(self):
+        return f"<GlobalKTable {self.store_name}>"
 
 
 class KGroupedTable:
@@ -658,7 +799,8 @@ class KGroupedTable:
                                                  adder, subtractor, flags, cache),
                                   parents=[source])
         b._topology.add_store(store, processors=[node])
-        return KTable(b, node, self.key_serde, store.value_serde, flags)
+        return KTable(b, node, self.key_serde, store.value_serde, flags,
+                      _joins.TableGetter(store.name))
 
     def aggregate(self, initializer, adder, subtractor, *, value_serde=None, name=None,
                   store_name=None, materialized="rocksdb", cache=True) -> KTable:
@@ -684,5 +826,5 @@ class KGroupedTable:
             lambda k, v, a: None if a is _FIRST else subtractor(a, v), cache)
 
 
-__all__ = ["BranchedKStream", "KGroupedStream", "KGroupedTable", "KStream", "KTable",
-           "StreamsBuilder"]
+__all__ = ["BranchedKStream", "GlobalKTable", "KGroupedStream", "KGroupedTable", "KStream",
+           "KTable", "StreamsBuilder"]

@@ -24,6 +24,7 @@ from cstreams.runtime.batching import PollSizeController
 from cstreams.runtime.changelog import ChangelogProducer
 from cstreams.runtime.collector import RecordCollector
 from cstreams.runtime.commit import Committer, TransactionalCommitter
+from cstreams.runtime.global_state import GlobalStateUpdater
 from cstreams.runtime.metrics import Metrics
 from cstreams.runtime.restore import StoreRestorer
 from cstreams.runtime.task_manager import TaskManager
@@ -80,6 +81,7 @@ class StreamThread:
         self.tasks = None
         self.committer = None
         self.transaction = None
+        self.global_state = None
         self.metrics = Metrics(app.application_id, app.progress_interval_ms / 1000.0)
         self.poll_size = PollSizeController(app.max_batch_latency_ms, app.max_poll_records)
         self._group_messages = grouping.group_messages
@@ -121,12 +123,19 @@ class StreamThread:
             self.changelog_producer = ChangelogProducer(confs["changelog.producer"])
         self.collector.set_partition_counts(out_counts)
         self.restorer = StoreRestorer(confs["restore.consumer"])
+        if app.topology.global_stores:
+            # Restored in full before the group is joined: no task runs without them.
+            self.global_state = GlobalStateUpdater(app.topology, app.application_id,
+                                                   app.state_dir, confs["restore.consumer"])
+            self.global_state.start(md, timeout=max(app.metadata_timeout_s, 300))
         self.tasks = TaskManager(
             app.topology, app.application_id, state_dir=app.state_dir,
             error_handler=app.error_handler, collector=self.collector,
             changelog_producer=self.changelog_producer, restorer=self.restorer,
             exactly_once=eos,
         )
+        if self.global_state is not None:
+            self.tasks.global_stores = self.global_state.stores
         self.consumer = kafka.make_consumer(confs["consumer"])
         self.tasks.consumer = self.consumer
         if eos:
@@ -178,6 +187,7 @@ class StreamThread:
         tasks = self.tasks
         metrics = self.metrics
         clock = time.perf_counter
+        global_state = self.global_state
         if self.transaction is not None:
             poll_producers = self.collector.poll     # one producer carries everything
         else:
@@ -189,6 +199,8 @@ class StreamThread:
             if restoring:
                 for task, offsets in self.restorer.step(timeout=0.05):
                     tasks.restored(task, offsets)
+            if global_state is not None:
+                global_state.poll()
             msgs = consume(num_messages=max_records, timeout=0 if restoring else poll_timeout)
             if msgs:
                 t0 = clock()
@@ -247,6 +259,8 @@ class StreamThread:
         if self.transaction is not None:
             # Nothing uncommitted may survive: abort what a failure left open.
             self.transaction.close()
+        if self.global_state is not None:
+            self.global_state.close()
         for client in (self.restorer, self.collector, self.changelog_producer):
             if client is not None:
                 try:

@@ -73,6 +73,7 @@ class TaskManager:
         self.commit = None          # set by the stream thread: commit(reason) callable
         self.failed = False         # no commit may happen any more (a record failed)
         self.closed_task_metrics = {}
+        self.global_stores = None   # {name: store} of the instance's global stores
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
@@ -120,7 +121,7 @@ class TaskManager:
     def _create(self, sub, partition):
         task = Task(self.topology, sub, partition, self.collector,
                     application_id=self.application_id, state_dir=self.state_dir,
-                    error_handler=self.error_handler)
+                    error_handler=self.error_handler, global_stores=self.global_stores)
         mt = ManagedTask(task)
         checkpoint = {}
         if sub.stores and task.directory is not None:
@@ -245,7 +246,7 @@ class TaskManager:
                 store.close()
             except Exception:  # noqa: BLE001
                 log.debug("store close failed", exc_info=True)
-        task.stores = {}
+        task.stores.clear()
 
     def close_all(self, clean):
         for mt in list(self.tasks.values()):

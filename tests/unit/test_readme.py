@@ -73,3 +73,19 @@ def test_wordcount_example_through_the_driver(tmp_path):
         assert d.output_as_dict("word-counts") == {"to": 2, "be": 3, "or": 1, "not": 2,
                                                    "now": 1}
     assert cs.IMPLEMENTATION in ("compiled", "pure")
+
+
+def test_joins_example_enriches_orders_through_the_driver():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Joins"):]
+    src = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(src, "README.md", "exec"), namespace)
+    with TopologyTestDriver(namespace["topo"]) as d:
+        d.pipe("customers", "c1", {"name": "Ann"})
+        d.pipe_batch("orders", ["c1", "c2", "c1"], [{"id": 1}, {"id": 2}, {"id": 3}])
+        d.pipe("customers", "c1", {"name": "Ann B."})
+        d.pipe("orders", "c1", {"id": 4})
+        assert [(r.key, r.value) for r in d.output("enriched-orders")] == [
+            ("c1", {"id": 1, "name": "Ann"}), ("c1", {"id": 3, "name": "Ann"}),
+            ("c1", {"id": 4, "name": "Ann B."})]
