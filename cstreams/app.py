@@ -21,6 +21,7 @@ import tempfile
 import threading
 
 from cstreams import handlers as _handlers
+from cstreams import names as _names
 from cstreams.errors import ConfigurationError
 from cstreams.runtime import config as _config
 from cstreams.runtime.stream_thread import StreamThread
@@ -34,7 +35,60 @@ DEFAULT_COMMIT_INTERVAL_MS = {"at_least_once": 30_000, "exactly_once_v2": 100}
 
 
 def default_state_dir():
-    return os.path.join(tempfile.gettempdir(), "cstreams")
+    # Not an importable name: a directory "cstreams" in the working directory would shadow
+    # the package (as a namespace package) for `import cstreams` run from there.
+    return os.path.join(tempfile.gettempdir(), "cstreams-state")
+
+
+def _check_derived_topics(topology, application_id):
+    """Changelog and repartition topic names built from application_id and store names must
+    be legal topic names too (their length is what can fail)."""
+    for name in topology.stores:
+        spec = topology.store_spec(name)
+        if spec.logging and spec.source_changelog is None:
+            _names.check(spec.changelog_topic(application_id),
+                         f"changelog topic of store {name!r}", ConfigurationError)
+    for topic in topology.internal_topics():
+        _names.check(topic, "internal topic", ConfigurationError)
+
+
+def _cooperative(topology, config):
+    """Whether the main consumer rebalances incrementally (cooperative-sticky): by default
+    when every sub-topology reads one topic; a partition.assignment.strategy of "range" in
+    ``config`` keeps eager rebalancing; "cooperative-sticky" where topics must stay
+    co-partitioned is an error."""
+    config = config or {}
+    asked = config.get("consumer.partition.assignment.strategy",
+                       config.get("partition.assignment.strategy"))
+    eligible = all(len(sub.topics) == 1 and not sub.patterns
+                   for sub in topology.subtopologies)
+    if asked is None:
+        return eligible
+    asked = str(asked).strip().lower()
+    if asked == "range":
+        return False
+    if asked == "cooperative-sticky" and eligible:
+        return True
+    raise ConfigurationError(
+        f"partition.assignment.strategy={asked!r}: the runtime supports 'cooperative-sticky' "
+        f"(the default when every sub-topology reads one topic) and 'range' (required when a "
+        f"sub-topology reads several co-partitioned topics)")
+
+
+def _check_state_dir(path):
+    """Create ``path`` if needed and prove it is a writable directory, with an error naming
+    it, before the app joins its group (where a task would otherwise fail on it)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"{path} is not a directory")
+        fd, probe = tempfile.mkstemp(prefix=".cstreams-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigurationError(
+            f"state_dir {path!r} is not a usable directory: {type(e).__name__}: "
+            f"{e.strerror or e}") from None
 
 
 class App:
@@ -92,23 +146,6 @@ class App:
         if not max_batch_latency_ms > 0:
             raise ConfigurationError(f"max_batch_latency_ms must be > 0, got "
                                      f"{max_batch_latency_ms!r}")
-        # Internal (repartition) topics get their <application_id>- prefix here.
-        self.topology = topology.for_application(application_id)
-        self.application_id = application_id
-        self.bootstrap_servers = bootstrap_servers
-        self.state_dir = os.path.abspath(state_dir or default_state_dir())
-        self.transactional_id = None
-        if self.exactly_once and application_id and isinstance(application_id, str):
-            self.transactional_id = _config.user_transactional_id(config)
-            if self.transactional_id is None:
-                if instance_id is None:
-                    instance_id = stable_instance_id(self.state_dir, application_id)
-                self.transactional_id = f"{application_id}-{instance_id}"
-        self.instance_id = instance_id
-        self.client_configs = _config.build(application_id, bootstrap_servers, config,
-                                            transactional_id=self.transactional_id)
-        self.processing_guarantee = processing_guarantee
-        self.commit_interval_ms = commit_interval_ms
         try:
             self.error_handler_obj = _handlers.resolve(error_handler)
         except ValueError as e:
@@ -119,6 +156,40 @@ class App:
             raise ConfigurationError("production_error_handler must be 'fail', 'skip' or a "
                                      "callable")
         self.production_error_handler = production_error_handler
+        _names.check(application_id, "application_id", ConfigurationError)
+        # Internal (repartition) topics get their <application_id>- prefix here.
+        self.topology = topology.for_application(application_id)
+        _check_derived_topics(self.topology, application_id)
+        self.application_id = application_id
+        self.bootstrap_servers = bootstrap_servers
+        self.state_dir = os.path.abspath(state_dir or default_state_dir())
+        user_tid = _config.user_transactional_id(config) if self.exactly_once else None
+        # Every setting is checked (librdkafka included) before anything touches the disk;
+        # the instance id kept in the state directory is read (or written) only after that.
+        provisional = None
+        if self.exactly_once and user_tid is None:
+            provisional = f"{application_id}-{instance_id or 'instance'}"
+        # Cooperative (incremental) rebalancing unless a sub-topology reads several topics
+        # whose partitions must stay together (only the range assignor keeps them so).
+        self.cooperative = _cooperative(self.topology, config)
+        self.client_configs = _config.build(application_id, bootstrap_servers, config,
+                                            transactional_id=user_tid or provisional,
+                                            cooperative=self.cooperative)
+        _config.check_clients(self.client_configs)
+        _check_state_dir(self.state_dir)
+        self.transactional_id = None
+        if self.exactly_once:
+            self.transactional_id = user_tid
+            if self.transactional_id is None:
+                if instance_id is None:
+                    instance_id = stable_instance_id(self.state_dir, application_id)
+                self.transactional_id = f"{application_id}-{instance_id}"
+                self.client_configs = _config.build(application_id, bootstrap_servers, config,
+                                                    transactional_id=self.transactional_id,
+                                                    cooperative=self.cooperative)
+        self.instance_id = instance_id
+        self.processing_guarantee = processing_guarantee
+        self.commit_interval_ms = commit_interval_ms
         self.max_poll_records = max_poll_records
         self.max_batch_latency_ms = max_batch_latency_ms
         self.poll_timeout_ms = poll_timeout_ms

@@ -59,7 +59,14 @@ class ProcessingError(CStreamsError):
 
 
 class StoreError(CStreamsError):
-    """A state store could not be opened, read or written."""
+    """A state store could not be opened, read or written, or refused a key (None, or one
+    its key serde cannot serialize)."""
+
+
+class StoreIOError(StoreError):
+    """The disk under a store failed (full, too large, I/O error, closed store): names the
+    store and its path. Not about one record: the app stops, nothing is committed past it,
+    and the next start restores the store from its changelog."""
 
 
 class ProductionError(CStreamsError):

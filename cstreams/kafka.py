@@ -54,6 +54,31 @@ def producer_for(conf, on_delivery, transaction=None) -> Producer:
     return make_producer({**conf, "on_delivery": on_delivery})
 
 
+_check_log = logging.getLogger("cstreams.librdkafka.check")
+_check_log.addHandler(logging.NullHandler())
+_check_log.propagate = False
+
+_CHECK_CLIENT = {"consumer": Consumer, "producer": Producer, "admin": AdminClient}
+
+
+def check_settings(kind, conf):
+    """Build and discard a ``kind`` ("consumer", "producer" or "admin") client from ``conf``
+    without its broker list, so that librdkafka validates every setting (unknown keys,
+    invalid values, conflicts) without connecting anywhere. Returns librdkafka's complaint,
+    or None."""
+    conf = {k: v for k, v in conf.items() if k != "bootstrap.servers"}
+    conf["logger"] = _check_log
+    try:
+        client = _CHECK_CLIENT[kind](conf)
+    except (KafkaException, ValueError, TypeError) as e:
+        err = e.args[0] if e.args else e
+        return err.str() if hasattr(err, "str") else str(err)
+    if kind == "consumer":
+        client.close()
+    del client
+    return None
+
+
 def make_admin(conf) -> AdminClient:
     return AdminClient(_with_logger(conf))
 
@@ -84,6 +109,7 @@ __all__ = [
     "PARTITION_EOF",
     "Producer",
     "TopicPartition",
+    "check_settings",
     "error_code",
     "make_admin",
     "make_consumer",

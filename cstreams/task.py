@@ -9,10 +9,11 @@ from __future__ import annotations
 import bisect
 import collections
 import logging
-import os
 
 from cstreams import handlers as _handlers
-from cstreams.errors import CStreamsError, TopologyError
+from cstreams import names as _names
+from cstreams import record_errors as _record_errors
+from cstreams.errors import CStreamsError, ProcessingError, StoreError, TopologyError
 from cstreams.processor import Cancellable, PunctuationType
 
 log = logging.getLogger("cstreams.tasks")
@@ -76,31 +77,49 @@ class Task:
     def directory(self):
         if self.state_dir is None:
             return None
-        return os.path.join(self.state_dir, self.application_id, self.task_id)
+        return _names.inside(self.state_dir, self.application_id, self.task_id,
+                             what=f"task {self.task_id}: directory", error=StoreError)
 
     # --- lifecycle ------------------------------------------------------------------------
     def open_stores(self):
         """Build every store of the sub-topology (the runtime restores them before init)."""
         for name in self.sub.stores:
             spec = self.topology.store_spec(name)
-            directory = None if self.directory is None else os.path.join(self.directory, name)
+            directory = None
+            if self.directory is not None:
+                directory = _names.inside(self.directory, name, error=StoreError,
+                                          what=f"task {self.task_id}: store {name!r} directory")
             self.stores[name] = spec.build(directory)
 
     def init(self):
         """Open stores (if not yet) and init every node, processors last to first-seen."""
         if not self.stores and self.sub.stores:
             self.open_stores()
+        self._init_nodes()
+
+    def _init_nodes(self):
         for node in self.nodes:
-            node.init(self)
+            try:
+                node.init(self)
+            except Exception as e:
+                raise self._lifecycle_error("init", node, e) from e
+
+    def _lifecycle_error(self, what, node, e):
+        if isinstance(e, ProcessingError) and e.node is not None:
+            return e
+        return ProcessingError(
+            f"task {self.task_id}: {what}() of {node.kind} {node.name!r} failed: "
+            f"{type(e).__name__}: {e}", partition=self.partition, node=node.name)
 
     def close_processors(self):
-        """Close every node; the first error is returned after all of them were closed."""
+        """Close every node; the first error (naming node and task) is returned after all of
+        them were closed."""
         first = None
         for node in self.nodes:
             try:
                 node.close()
             except Exception as e:  # noqa: BLE001 - every node must get its close
-                first = first or e
+                first = first or self._lifecycle_error("close", node, e)
         return first
 
     def rewind(self):
@@ -120,17 +139,17 @@ class Task:
         for src in self._sources_by_name.values():
             for t in src.topics:
                 self._source_by_topic[t] = src
-        for node in self.nodes:
-            node.init(self)
+        self._init_nodes()
 
     def close(self):
         """Close processors, flush and close stores. Errors of one do not stop the others."""
         first = self.close_processors()
-        for store in self.stores.values():
+        for name, store in self.stores.items():
             try:
                 store.close()
             except Exception as e:  # noqa: BLE001
-                first = first or e
+                first = first or StoreError(
+                    f"task {self.task_id}: closing store {name!r} failed: {e}")
         self.stores.clear()
         if first is not None:
             raise first
@@ -180,6 +199,7 @@ class Task:
         if raw_record is None:
             raw_record = self.raw_record(getattr(error, "offset", -1))
         if not self.error_handler.handle(error, raw_record, self):
+            _record_errors.mark_handled(error)
             if cause is not None:
                 raise error from cause
             raise error

@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union
 
+from cstreams import names as _names
 from cstreams import serde as _serde_mod
 from cstreams._impl import dispatch as _dispatch
 from cstreams.errors import TopologyError
 from cstreams.processor import BatchProcessor, Processor
 from cstreams.stores import StoreSpec
-
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 @dataclass
@@ -79,10 +78,7 @@ class Topology:
 
     # --- building -------------------------------------------------------------------------
     def _check_new_name(self, name, what):
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise TopologyError(
-                f"{what} name {name!r} is invalid: use letters, digits, '.', '_' or '-'"
-            )
+        _names.check(name, f"{what} name", TopologyError)
         if name in self._nodes:
             raise TopologyError(
                 f"duplicate node name {name!r}: a {self._nodes[name].kind} of that name exists"
@@ -115,6 +111,7 @@ class Topology:
         if isinstance(pattern, str):
             pattern = re.compile(pattern)
         for t in topics:
+            _names.check(t, f"source {name!r}: topic", TopologyError)
             for other in self._nodes.values():
                 if other.kind == "source" and t in other.topics:
                     raise TopologyError(
@@ -158,8 +155,7 @@ class Topology:
         replaces the default (murmur2 of the serialized key, as Kafka's). ``internal``: as
         for add_source."""
         self._check_new_name(name, "sink")
-        if not isinstance(topic, str) or not topic:
-            raise TopologyError(f"sink {name!r} needs a topic name, got {topic!r}")
+        _names.check(topic, f"sink {name!r}: topic", TopologyError)
         if partitioner is not None and not callable(partitioner):
             raise TopologyError(f"sink {name!r}: partitioner must be callable")
         self._nodes[name] = _SinkSpec(

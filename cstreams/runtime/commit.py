@@ -33,6 +33,7 @@ import logging
 import time
 
 from cstreams import kafka
+from cstreams.errors import StoreIOError
 from cstreams.runtime.errors import CommitError, TransactionAbortedError, TransactionError
 
 log = logging.getLogger("cstreams.commit")
@@ -67,7 +68,11 @@ class Committer(_CommitStats):
             raise CommitError("refusing to commit after a failure")
         t0 = time.perf_counter()
         for mt in self.tasks.running():
-            mt.task.flush_stores()
+            try:
+                mt.task.flush_stores()
+            except StoreIOError:
+                self.tasks.distrust_local_state(mt)
+                raise
             mt.task.commit_requested = False
         self.changelog_producer.flush(self.flush_timeout)
         self.collector.flush(self.flush_timeout)
@@ -126,8 +131,13 @@ class TransactionalCommitter(_CommitStats):
             return
         self.consecutive_aborts = 0
         for mt in running:
-            for store in mt.task.stores.values():
-                store.commit_pending()
+            try:
+                for store in mt.task.stores.values():
+                    store.commit_pending()
+            except StoreIOError:
+                # The transaction holds these writes: the changelog has them, the disk not.
+                self.tasks.distrust_local_state(mt)
+                raise
         self.tasks.committed.update(offsets)
         self.tasks.rewind_to.update(offsets)
         # Serve the delivery reports of the changelog records (their offsets go into the

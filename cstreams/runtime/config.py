@@ -10,8 +10,12 @@ accepted):
 
 main consumer
     group.id = application_id, enable.auto.commit = false, enable.auto.offset.store = false,
-    partition.assignment.strategy = range (co-partitioned topics land on one member; the
-    rebalance callbacks use eager assign()), on_assign / on_revoke / on_lost (the task manager)
+    partition.assignment.strategy = cooperative-sticky when every sub-topology reads one topic
+    (incremental rebalancing, as Kafka Streams since 2.4: partitions that stay keep being
+    processed while others move, and only the tasks that leave are committed and closed),
+    else range (co-partitioned topics of a join or merge must land on one member, which
+    only range guarantees; the rebalance is then eager), on_assign / on_revoke / on_lost
+    (the task manager)
 restore consumer
     group.id = <application_id>-restore (never joined: assign() only),
     enable.auto.commit = false, enable.auto.offset.store = false, enable.partition.eof = true
@@ -102,11 +106,13 @@ def user_transactional_id(config):
     return config.get("producer.transactional.id", config.get("transactional.id"))
 
 
-def build(application_id, bootstrap_servers, config=None, *, transactional_id=None):
+def build(application_id, bootstrap_servers, config=None, *, transactional_id=None,
+          cooperative=False):
     """Per-client settings for the app: {client name: dict}. Raises ConfigurationError.
 
     ``transactional_id`` (exactly-once only) is the default transactional.id; a user's
-    transactional.id setting wins over it."""
+    transactional.id setting wins over it. ``cooperative``: the main consumer uses the
+    cooperative-sticky assignor (incremental rebalancing) instead of range."""
     if not application_id or not isinstance(application_id, str):
         raise ConfigurationError(f"application_id must be a non-empty string, got "
                                  f"{application_id!r}")
@@ -129,7 +135,7 @@ def build(application_id, bootstrap_servers, config=None, *, transactional_id=No
         "group.id": application_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "partition.assignment.strategy": "range",
+        "partition.assignment.strategy": "cooperative-sticky" if cooperative else "range",
     }
     confs["consumer"].setdefault("auto.offset.reset", "earliest")
     _own("consumer", confs["consumer"], consumer_owned)
@@ -174,6 +180,39 @@ def build(application_id, bootstrap_servers, config=None, *, transactional_id=No
         for client in ("consumer", "restore.consumer", "admin"):
             confs[client].pop(k, None)
     return confs
+
+
+_KIND = {"consumer": "consumer", "restore.consumer": "consumer", "producer": "producer",
+         "changelog.producer": "producer", "admin": "admin"}
+
+
+def _culprits(kind, conf):
+    """The keys librdkafka rejects on their own (it names an alias by its canonical name:
+    linger.ms as queue.buffering.max.ms). Only on the error path: a client per key."""
+    from cstreams import kafka
+
+    base = {k: conf[k] for k in ("group.id",) if k in conf}
+    return [k for k in conf if k not in base and k != "bootstrap.servers"
+            and kafka.check_settings(kind, {**base, k: conf[k]}) is not None]
+
+
+def check_clients(confs):
+    """librdkafka's own validation of each client's settings, before the app starts: an
+    unknown key or an invalid value is a ConfigurationError naming the key and the client,
+    not a KafkaException from inside the first client the runtime happens to build."""
+    from cstreams import kafka
+
+    for client, conf in confs.items():
+        why = kafka.check_settings(_KIND[client], conf)
+        if why is None:
+            continue
+        keys = [k for k in conf if f'"{k}"' in why or f"`{k}`" in why] or _culprits(
+            _KIND[client], conf)
+        named = f"setting {keys[0]!r}" if keys else "a setting"
+        raise ConfigurationError(
+            f"{named} is not valid for the {client.replace('.', ' ')} (librdkafka: {why}); "
+            f"prefix a key with 'consumer.', 'restore.consumer.', 'producer.', "
+            f"'changelog.producer.' or 'admin.' to give it to one client only")
 
 
 def _exactly_once(confs, config, transactional_id):

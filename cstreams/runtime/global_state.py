@@ -11,12 +11,11 @@ store through the task's store lookup (``Task.stores`` falls back to the global 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 
-from cstreams import kafka
-from cstreams.errors import DeserializationError, MissingTopicsError, SerdeError
+from cstreams import kafka, names
+from cstreams.errors import DeserializationError, MissingTopicsError, SerdeError, StoreError
 from cstreams.runtime.topics import partition_count
 
 log = logging.getLogger("cstreams.global")
@@ -53,7 +52,8 @@ class GlobalStateUpdater:
         for name, (spec, topic) in specs.items():
             directory = None
             if self.state_dir is not None:
-                directory = os.path.join(self.state_dir, self.application_id, "global", name)
+                directory = names.inside(self.state_dir, self.application_id, "global", name,
+                                         what=f"global store {name!r}", error=StoreError)
                 shutil.rmtree(directory, ignore_errors=True)
             store = spec.build(directory)
             self.stores[name] = store

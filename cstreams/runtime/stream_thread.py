@@ -132,7 +132,7 @@ class StreamThread:
             app.topology, app.application_id, state_dir=app.state_dir,
             error_handler=app.error_handler, collector=self.collector,
             changelog_producer=self.changelog_producer, restorer=self.restorer,
-            exactly_once=eos,
+            exactly_once=eos, cooperative=getattr(app, "cooperative", False),
         )
         if self.global_state is not None:
             self.tasks.global_stores = self.global_state.stores

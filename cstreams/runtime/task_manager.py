@@ -12,10 +12,15 @@ import logging
 import os
 import shutil
 
-from cstreams import kafka
+from cstreams import kafka, names
 from cstreams.errors import CStreamsError, StoreError
 from cstreams.runtime.changelog import ChangelogWriter
-from cstreams.state.checkpoint import TaskDirectoryLock, read_checkpoint, write_checkpoint
+from cstreams.state.checkpoint import (
+    TaskDirectoryLock,
+    checkpoint_path,
+    read_checkpoint,
+    write_checkpoint,
+)
 from cstreams.task import Task
 
 log = logging.getLogger("cstreams.tasks")
@@ -52,7 +57,7 @@ class ManagedTask:
 
 class TaskManager:
     def __init__(self, topology, application_id, *, state_dir, error_handler, collector,
-                 changelog_producer, restorer, exactly_once=False):
+                 changelog_producer, restorer, exactly_once=False, cooperative=False):
         self.topology = topology
         self.application_id = application_id
         self.state_dir = state_dir
@@ -69,6 +74,9 @@ class TaskManager:
         # the last committed offset, or the first offset processed since the assignment.
         self.rewind_to = {}
         self.exactly_once = exactly_once
+        # Incremental rebalancing: assignments and revocations name only the partitions that
+        # move (the cooperative-sticky assignor, cstreams.runtime.config).
+        self.cooperative = cooperative
         self.abort = None           # exactly-once: abort(why) of the committer
         self.commit = None          # set by the stream thread: commit(reason) callable
         self.failed = False         # no commit may happen any more (a record failed)
@@ -78,7 +86,11 @@ class TaskManager:
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
-        consumer.assign(partitions)
+        if self.cooperative:
+            # Only the partitions added: the others keep their positions and keep running.
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         paused = []
         for tp in partitions:
             mt = self._task_for(tp.topic, tp.partition)
@@ -97,6 +109,11 @@ class TaskManager:
         if not self.failed and self.commit is not None:
             self.commit("revocation")
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=True)
+        if self.cooperative:
+            consumer.incremental_unassign(partitions)
+        log.info("revoked %d partition(s); %d task(s) stay (%s)", len(partitions),
+                 len(self.tasks), ", ".join(sorted(mt.task_id for mt in self.tasks.values()))
+                 or "none")
 
     def on_lost(self, consumer, partitions):
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
@@ -169,7 +186,8 @@ class TaskManager:
         for name in task.sub.stores:
             spec = self.topology.store_spec(name)
             store_dir = (None if task.directory is None
-                         else os.path.join(task.directory, name))
+                         else names.inside(task.directory, name, error=StoreError,
+                                           what=f"task {task.task_id}: store {name!r}"))
             if not spec.logging:
                 continue
             tp = (spec.changelog_topic(self.application_id), task.partition)
@@ -332,5 +350,29 @@ class TaskManager:
                 if delta < CHECKPOINT_DELTA:
                     continue
             if offsets != written:
+                _persist_unlogged(mt.task)
                 write_checkpoint(mt.task.directory, offsets)
                 mt.checkpoint_written = offsets
+
+    def distrust_local_state(self, mt):
+        """A store of ``mt`` failed to write (full disk, I/O error): drop its checkpoint so
+        that the next start wipes the local stores and restores them from the changelog."""
+        if mt.task.directory is None:
+            return
+        try:
+            os.unlink(checkpoint_path(mt.task.directory))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.error("task %s: cannot remove the checkpoint after a store failure: %s",
+                      mt.task_id, e)
+        mt.checkpoint_written = None
+
+
+def _persist_unlogged(task):
+    """Stores that write without a WAL keep recent writes in memtables only: flush them to
+    SST files before a checkpoint claims them (as Kafka Streams flushes before checkpointing)."""
+    for store in getattr(task, "stores", {}).values():
+        backend = getattr(store, "backend", None)
+        if getattr(backend, "disable_wal", False):
+            backend.persist()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from cstreams import names as _names
 from cstreams import serde as _serde_mod
 from cstreams._impl import store as _store
 
@@ -25,10 +26,10 @@ class StoreSpec:
 
     def __init__(self, name, key_serde=None, value_serde=None, logging=True,
                  cache_max_entries=DEFAULT_CACHE_MAX_ENTRIES, changelog_config=None):
-        if not isinstance(name, str) or not name:
-            from cstreams.errors import TopologyError
+        from cstreams.errors import TopologyError
 
-            raise TopologyError(f"a store name must be a non-empty string, got {name!r}")
+        # The name becomes a directory and part of a changelog topic name.
+        _names.check(name, "store name", TopologyError)
         self.name = name
         self.key_serde = _serde_mod.resolve(key_serde, f"store {name!r} key serde")
         self.value_serde = _serde_mod.resolve(value_serde, f"store {name!r} value serde")

@@ -14,8 +14,10 @@ it writes the ``.checkpoint`` file. cstreams keeps the WAL ON by default:
 - a store with ``logging=False`` has no changelog at all.
 The WAL is a sequential append in the page cache (no fsync per write: a process crash loses
 nothing, only a machine crash may lose the unsynced tail, which the changelog then covers).
-``disable_wal=True`` is accepted for changelog-backed stores whose runtime calls
-``persist()`` before every checkpoint; ``bench/test_bench_store.py`` measures both.
+``disable_wal=True`` is for changelog-backed stores: the runtime calls ``persist()`` (a
+memtable flush) on such a store before every checkpoint it writes
+(TaskManager.write_checkpoints), so a checkpoint never claims writes that are only in memory;
+``bench/test_bench_store.py`` measures both.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import shutil
 
 import rocksdict
 
-from cstreams.errors import ConfigurationError, StoreError
+from cstreams.errors import ConfigurationError, StoreError, StoreIOError
 
 _ESTIMATE_NUM_KEYS = "rocksdb.estimate-num-keys"
 _MULTI_GET_CHUNK = 256
@@ -100,7 +102,8 @@ class _Closed:
         self._path = path
 
     def __getattr__(self, name):
-        raise StoreError(f"RocksDB store at {self._path} is closed")
+        raise StoreIOError(f"RocksDB store {os.path.basename(self._path)!r} at {self._path} "
+                           f"is closed")
 
 
 class RocksDBBackend:
@@ -108,6 +111,7 @@ class RocksDBBackend:
 
     def __init__(self, path, **options):
         self.path = os.fspath(path)
+        self._what = f"RocksDB store {os.path.basename(self.path)!r} at {self.path}"
         self._closed = True
         self._db = _Closed(self.path)
         opts, disable_wal = _options(self.path, options)
@@ -145,7 +149,7 @@ class RocksDBBackend:
         except StoreError:
             raise
         except Exception as e:
-            raise StoreError(f"RocksDB store at {self.path}: multi-get failed: {e}") from e
+            raise StoreIOError(f"{self._what}: multi-get failed: {e}") from e
 
     def range(self, start=None, end=None):
         """(kb, vb) with start <= kb <= end in bytes order; None leaves a side unbounded."""
@@ -187,14 +191,17 @@ class RocksDBBackend:
         except StoreError:
             raise
         except Exception as e:
-            raise StoreError(
-                f"RocksDB store at {self.path}: write of {len(wb)} records failed: {e}"
-            ) from e
+            raise StoreIOError(f"{self._what}: write of {len(kbs)} records failed: {e}") from e
 
     # --- durability and maintenance ----------------------------------------------------------
     def persist(self):
         """Flush the memtables to SST files (needed before a checkpoint when the WAL is off)."""
-        self._db.flush(True)
+        try:
+            self._db.flush(True)
+        except StoreError:
+            raise
+        except Exception as e:
+            raise StoreIOError(f"{self._what}: flushing the memtables failed: {e}") from e
 
     def compact(self):
         """Full manual compaction: drops tombstones and overwritten versions."""
@@ -215,7 +222,7 @@ class RocksDBBackend:
         try:
             db.close()
         except Exception as e:
-            raise StoreError(f"RocksDB store at {self.path}: close failed: {e}") from e
+            raise StoreIOError(f"{self._what}: close failed: {e}") from e
 
     @staticmethod
     def destroy(path):
