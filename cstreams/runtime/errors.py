@@ -9,6 +9,7 @@ from cstreams.errors import (  # noqa: F401
     MissingTopicsError,
     ProducerFencedError,
     RestoreError,
+    TaskMigratedError,
     TransactionAbortedError,
     TransactionError,
 )
