@@ -112,12 +112,15 @@ def run_through_fault(broker, topics, tmp_path, guarantee, fault, extra=None):
     app.start()
     try:
         wait_for(lambda: done() >= first, timeout=90, interval=0.3, what="the first commits")
-        feeder = threading.Thread(target=feed, args=(first,), daemon=True)
+        feed(first)
+        # The fault strikes while input arrives (a transaction is open under exactly-once);
+        # the feeder's producer retries until the broker is back.
+        feeder = threading.Thread(target=feed, args=(first + chunks * chunk,), daemon=True)
         feeder.start()
-        feeder.join(60)
+        time.sleep(0.5)
         fault()
         assert app.running, "the app stopped on the broker fault"
-        feed(first + chunks * chunk)   # the producer retries until the broker is back
+        feeder.join(120)
         wait_for(lambda: done() == total, timeout=180, interval=0.5,
                  what="every input offset committed after the fault")
         truth = truth_of(total)
@@ -170,6 +173,14 @@ def test_broker_unreachable_past_session_and_transaction_timeouts(
         finally:
             own_broker.resume()
 
-    truth, outputs, _m = run_through_fault(own_broker, topics, tmp_path, guarantee, fault,
-                                           extra)
+    truth, outputs, m = run_through_fault(own_broker, topics, tmp_path, guarantee, fault,
+                                          extra)
     check(truth, outputs, guarantee)
+    if guarantee == "exactly_once_v2":
+        # The open transaction did not survive the outage. Depending on timing either the
+        # producer's records timed out first (an abortable error: the client aborts and bumps
+        # its epoch itself) or the broker aborted the transaction and the next call got
+        # INVALID_TXN_STATE / PRODUCER_FENCED, and the app replaced the producer (task
+        # migrated; before that fix it stopped with a fatal TransactionError here). Either
+        # way it went on, and the output above is exact.
+        assert m["transactions_aborted"] + m["tasks_migrated"] >= 1
