@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-windows bench-kstreams bench-restore demo debug clean lint
+.PHONY: install test test-unit test-integration test-kafka kafka-jars bench bench-e2e bench-e2e-ablate bench-e2e-dsl bench-e2e-windows bench-kstreams bench-restore demo debug clean lint
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,33 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams
 install: $(STAMP)
 
 # The whole suite on the compiled core (it must load), then again on the pure-Python twins
-# (all but the slow tests that build user Cython modules, which need the compiled core).
+# (all but the slow tests that build user Cython modules, which need the compiled core), both
+# over the embedded Tansu broker; then the integration tests again over Apache Kafka (compiled
+# core). KAFKA=auto (default) runs that pass when `java` and `mvn` are on PATH and says so when
+# not; KAFKA=1 requires it (CI: .ci/run); KAFKA=0 skips it.
+KAFKA ?= auto
 test: install
-	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600
-	CSTREAMS_NO_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m "not slow"
+	CSTREAMS_TEST_BROKER=tansu CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600
+	CSTREAMS_TEST_BROKER=tansu CSTREAMS_NO_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m "not slow"
+	@if [ "$(KAFKA)" = 1 ] || { [ "$(KAFKA)" = auto ] && command -v java >/dev/null && command -v mvn >/dev/null; }; then \
+		$(MAKE) --no-print-directory test-kafka; \
+	elif [ "$(KAFKA)" = auto ]; then \
+		echo "make test: Apache Kafka pass SKIPPED (no java/mvn on PATH; CI runs it)"; \
+	fi
+
+# The integration tests over a single-node Apache Kafka 4.x (testbrokers/kafka.py).
+test-kafka: install kafka-jars
+	CSTREAMS_TEST_BROKER=kafka CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q --timeout=600 -m integration
+
+# Apache Kafka's jars from Maven Central into build/kafka-<version>/libs (cached, not committed).
+kafka-jars: $(PY)
+	$(PY) -m testbrokers.kafka_jars
 
 test-unit: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -m "not integration"
 
+# Over the broker CSTREAMS_TEST_BROKER names (tansu by default; kafka; external with
+# CSTREAMS_TEST_BOOTSTRAP=host:port).
 test-integration: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -m integration
 
@@ -79,7 +98,7 @@ PUBLIC = cstreams/__init__.py cstreams/topology.py cstreams/processor.py cstream
 	cstreams/dsl/change.py cstreams/windows.py cstreams/windowed.py
 
 lint: install
-	$(PY) -m ruff check cstreams tests bench examples
+	$(PY) -m ruff check cstreams tests bench examples testbrokers
 	$(PY) -m mypy --ignore-missing-imports $(PUBLIC)
 
 clean:

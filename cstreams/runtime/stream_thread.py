@@ -17,7 +17,7 @@ import threading
 import time
 
 from cstreams._impl import grouping
-from cstreams.errors import CStreamsError
+from cstreams.errors import CStreamsError, TaskMigratedError
 from cstreams.internals import kafka
 from cstreams.runtime import topics
 from cstreams.runtime.batching import PollSizeController
@@ -177,6 +177,25 @@ class StreamThread:
         self._shutdown(clean=self.error is None)
 
     def _loop(self):
+        while True:
+            try:
+                return self._stream_loop()
+            except TaskMigratedError as e:
+                self._task_migrated(e)
+
+    def _task_migrated(self, e):
+        """The broker fenced the producer after a transaction timeout (Kafka Streams: task
+        migrated): drop every task's uncommitted state, replace the producer and go on from
+        the committed offsets. A failure here stops the instance."""
+        log.warning("%s: %s; uncommitted state dropped, producer replaced, processing "
+                    "resumes from the committed offsets", self.app.application_id, e)
+        self.transaction.reset()
+        self.collector.producer = self.transaction.producer
+        self.changelog_producer.producer = self.transaction.producer
+        self.tasks.rewind_all()
+        self.metrics.tasks_migrated += 1
+
+    def _stream_loop(self):
         app = self.app
         consume = self.consumer.consume
         poll_size = self.poll_size

@@ -18,6 +18,10 @@ except ImportError:  # repo root not on sys.path (plain `pytest` run)
 
 pytest.importorskip("confluent_kafka")
 
+# The launcher itself (cstreams.devbroker, re-exported as testbrokers.tansu): only in the
+# Tansu session, the other sessions need no second broker.
+pytestmark = pytest.mark.tansu_launcher
+
 N = 100
 PARTITIONS = 3
 
