@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import sys
 
-from cstreams import devbroker as _devbroker
-from cstreams.devbroker import DevBroker, create_topics, find_tansu, free_port, main
+from cstreams.devbroker import (  # noqa: F401 - _NullLogger: testbrokers.kafka
+    DevBroker,
+    _NullLogger,
+    create_topics,
+    find_tansu,
+    free_port,
+    main,
+)
 
 __all__ = ["find_tansu", "DevBroker", "create_topics", "free_port", "main"]
 
