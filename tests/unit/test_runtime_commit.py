@@ -9,9 +9,9 @@ pytest.importorskip("confluent_kafka")
 
 from confluent_kafka import KafkaError, KafkaException  # noqa: E402
 
-from cstreams import kafka  # noqa: E402
-from cstreams.runtime.commit import Committer  # noqa: E402
 from cstreams.errors import CommitError  # noqa: E402
+from cstreams.internals import kafka  # noqa: E402
+from cstreams.runtime.commit import Committer  # noqa: E402
 
 
 class Tasks:
