@@ -21,8 +21,11 @@ FAST_GROUP = {
     "topic.metadata.refresh.interval.ms": 2000,
 }
 
+# Also a request that timed out or lost its connection: a broker just restarted (the broker
+# fault tests) loads __consumer_offsets first and may not answer within the call's timeout.
 _COORDINATOR_MOVING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT,
+                       KafkaError._TRANSPORT)
 
 WORD = re.compile(r"[a-z0-9']+")
 
