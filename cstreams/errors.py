@@ -58,6 +58,13 @@ class ProcessingError(CStreamsError):
         self.node = node
 
 
+class ForwardError(ProcessingError):
+    """A processor misused ``forward``/``forward_batch`` (a child it does not have, columns of
+    different lengths, ``like=`` a batch the outputs do not line up with). A bug in the
+    processor, not bad input: it stops the app under every error handler, since skipping would
+    drop every record."""
+
+
 class StoreError(CStreamsError):
     """A state store could not be opened, read or written, or refused a key (None, or one
     its key serde cannot serialize)."""

@@ -9,8 +9,9 @@ goes on. A failing ``process_batch`` is re-run a record at a time under every ha
 that the error names the failing record (under ``fail`` too) and only it is skipped.
 
 Errors that are not about one record stop the app as they are: a store whose disk failed
-(StoreIOError), broker, commit and transaction errors, and an error a handler already
-decided on (it is re-raised through the nodes above it unchanged).
+(StoreIOError), a processor misusing forward (ForwardError), broker, commit and transaction
+errors, and an error a handler already decided on (it is re-raised through the nodes above
+it unchanged).
 
 The compiled and the pure dispatch call these functions from their ``except`` clauses; the
 logic lives here once.
@@ -23,6 +24,7 @@ import logging
 from cstreams.errors import (
     CStreamsError,
     DeserializationError,
+    ForwardError,
     ProcessingError,
     ProductionError,
     SerdeError,
@@ -70,7 +72,7 @@ def mark_handled(error):
 
 def about_one_record(exc):
     """True for an error of the record in hand that its handler has not yet seen."""
-    if getattr(exc, _HANDLED, False) or isinstance(exc, StoreIOError):
+    if getattr(exc, _HANDLED, False) or isinstance(exc, (StoreIOError, ForwardError)):
         return False
     if isinstance(exc, CStreamsError):
         return isinstance(exc, _ABOUT_ONE_RECORD)

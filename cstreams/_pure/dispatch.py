@@ -7,12 +7,13 @@ mode, declarations in cstreams/_core/dispatch.pxd) into cstreams._core.dispatch.
 
 from __future__ import annotations
 
+from cstreams import record_errors as _record_errors
 from cstreams.errors import (
     CStreamsError,
     DeserializationError,
+    ForwardError,
     ProcessingError,
     SerdeError,
-    SerializationError,
 )
 
 from .partitioner import murmur2, murmur2_partitions
@@ -275,7 +276,7 @@ class ProcessorContext:
     def _target(self, to):
         i = self._by_name.get(to)
         if i is None:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r} forwards to {to!r}, which is not one of its children "
                 f"{[c.name for c, _ in self._outputs]}",
                 node=self._node.name,
@@ -312,14 +313,14 @@ class ProcessorContext:
         """
         n = len(keys)
         if len(values) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {n} keys and {len(values)} values",
                 node=self._node.name,
             )
         if like is not None:
             lb = like
             if len(lb.keys) != n:
-                raise ProcessingError(
+                raise ForwardError(
                     f"node {self._node.name!r}: forward_batch got {n} records like a batch of "
                     f"{len(lb.keys)}; ``like`` must line up with the outputs",
                     node=self._node.name,
@@ -334,13 +335,13 @@ class ProcessorContext:
             if timestamps is None:
                 timestamps = [self._timestamp()] * n
         if len(timestamps) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {len(timestamps)} timestamps "
                 f"for {n} records",
                 node=self._node.name,
             )
         if headers is not None and len(headers) != n:
-            raise ProcessingError(
+            raise ForwardError(
                 f"node {self._node.name!r}: forward_batch got {len(headers)} headers for {n} "
                 f"records",
                 node=self._node.name,
@@ -521,25 +522,9 @@ class ProcessorNode(Node):
         proc = self.processor
         try:
             proc.process_batch(batch)
-        except CStreamsError:
-            raise
         except Exception as e:
-            err = ProcessingError(
-                f"processor {self.name!r} failed on the batch at topic {batch.topic!r} "
-                f"partition {batch.partition} offsets {batch.first_offset}..{batch.last_offset}: "
-                f"{type(e).__name__}: {e}",
-                topic=batch.topic,
-                partition=batch.partition,
-                offset=batch.first_offset,
-                node=self.name,
-            )
-            if self.task.error_handler_fails(err):
-                raise err from e
-            # The handler may skip records: rerun the batch a record at a time so that only
-            # the records that fail are skipped. Whatever was forwarded by the failed call
-            # is dropped.
-            self.context._discard_outputs()
-            self._run_each(batch)
+            # Re-run a record at a time under every handler (cstreams.record_errors).
+            _record_errors.batch_failed(self, batch, e)
 
     def _run_each(self, batch):
         ctx = self.context
@@ -550,19 +535,8 @@ class ProcessorNode(Node):
             ctx._index = i
             try:
                 process(batch.record(i))
-            except CStreamsError:
-                raise
             except Exception as e:
-                err = ProcessingError(
-                    f"processor {self.name!r} failed on the record at topic {batch.topic!r} "
-                    f"partition {batch.partition} offset {batch.offsets[i]}: "
-                    f"{type(e).__name__}: {e}",
-                    topic=batch.topic,
-                    partition=batch.partition,
-                    offset=batch.offsets[i],
-                    node=self.name,
-                )
-                self.task.handle_error(err, None, e)
+                _record_errors.record_failed(self, batch, i, e)
         ctx._index = -1
 
     def punctuate(self, callback, timestamp):
@@ -601,12 +575,14 @@ class SinkNode(Node):
             kbs = _reused_key_bytes(self.task._key_origin, batch.keys, self.key_serde)
             if kbs is None:
                 kbs = self.key_serde.serialize_batch(batch.keys)
-        except SerdeError as e:
-            raise self._serialization_error(batch, e, "key") from e
-        try:
             vbs = self.value_serde.serialize_batch(batch.values)
-        except SerdeError as e:
-            raise self._serialization_error(batch, e, "value") from e
+        except SerdeError:
+            # Each record the sink cannot serialize goes to the error handler.
+            batch = _record_errors.sink_unserializable(self, batch)
+            if batch is None:
+                return
+            kbs = self.key_serde.serialize_batch(batch.keys)
+            vbs = self.value_serde.serialize_batch(batch.values)
         task = self.task
         n = task.partitions_for(self.topic)
         if self.partitioner is not None:
@@ -615,21 +591,10 @@ class SinkNode(Node):
             partitions = [part(keys[i], values[i], n) for i in range(len(keys))]
         else:
             partitions = murmur2_partitions(kbs, n)
-        task.send(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
-
-    def _serialization_error(self, batch, e, field):
-        i = e.index if e.index >= 0 else 0
-        offset = batch.offsets[i] if batch.offsets else -1
-        return SerializationError(
-            f"sink {self.name!r} (topic {self.topic!r}) cannot serialize the {field} of a record "
-            f"that came from topic {batch.topic!r} partition {batch.partition} offset "
-            f"{offset}: {e}",
-            topic=batch.topic,
-            partition=batch.partition,
-            offset=offset,
-            node=self.name,
-            field=field,
-        )
+        try:
+            task.send(self.topic, kbs, vbs, batch.timestamps, batch.headers, partitions)
+        except Exception as e:
+            _record_errors.send_failed(self, batch, e, kbs, vbs, partitions)
 
 
 __all__ = [

@@ -68,5 +68,9 @@ def _produce_batch(producer, topic, keys, values, partitions, timestamps, header
             # on from this record.
             producer.poll(poll_timeout)
             continue
+        except Exception as e:
+            # Which record the client refused (cstreams.record_errors.send_failed).
+            e.produced = i
+            raise
         i += 1
     return n

@@ -66,6 +66,12 @@ class Committer(_CommitStats):
         self.collector = collector
         self.changelog_producer = changelog_producer
         self.flush_timeout = flush_timeout
+        # Cooperative rebalancing: interval commits do not wait for the broker's answer. A
+        # synchronous commit issued while the group rebalances waits for the rebalance to
+        # end, which stalls the partitions that stay. Every record behind these offsets was
+        # already acknowledged (steps 1-2), so an offset commit that fails only means records
+        # read again after a crash; revocation and close commits stay synchronous.
+        self.async_interval = False
 
     def commit(self, reason="interval"):
         if self.tasks.failed:
@@ -81,7 +87,15 @@ class Committer(_CommitStats):
         self.changelog_producer.flush(self.flush_timeout)
         self.collector.flush(self.flush_timeout)
         offsets = self.tasks.pending_offsets()
-        if offsets:
+        if offsets and self.async_interval and reason == "interval":
+            # Not recorded as committed: the next synchronous commit sends them again.
+            tps = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            try:
+                self.consumer.commit(offsets=tps, asynchronous=True)
+            except kafka.KafkaException as e:
+                raise CommitError(f"committing offsets failed: {e.args[0] if e.args else e}"
+                                  ) from None
+        elif offsets:
             tps = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             try:
                 result = self.consumer.commit(offsets=tps, asynchronous=False)

@@ -145,6 +145,7 @@ class StreamThread:
             self.committer = Committer(self.consumer, self.tasks, self.collector,
                                        self.changelog_producer,
                                        flush_timeout=app.flush_timeout_s)
+            self.committer.async_interval = getattr(app, "cooperative", False)
         self.tasks.commit = self.committer.commit
         subscription = list(app.topology.source_topics())
         for sub in app.topology.subtopologies:
