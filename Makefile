@@ -27,6 +27,12 @@ install: $(STAMP)
 #     build tests, which need the compiled core);
 #  3. the few tests whose subject is Tansu itself (tansu_launcher: cstreams.devbroker and the
 #     `make demo` script) on the compiled core, as `make demo` runs them.
+# Why this shape: the integration tests are most of the time, and running them on Tansu for
+# both twins and again on Kafka would make three passes (well past CI's 30 minutes on 2 cores
+# under load); here each twin meets one broker, and what only Kafka can show runs on Kafka.
+# The compiled pass over Kafka took 9m17s wall (235 s user CPU) on the shared 2-core sandbox
+# under load from other sessions, about what the compiled pass over Tansu took. pytest-xdist is
+# not used: the fault tests stop the session broker, and every worker would start a JVM broker.
 # KAFKA=auto (default) uses Apache Kafka when `java` and `mvn` are on PATH; without them (a
 # user's machine) pass 1 runs over Tansu, says so, and pass 3 is part of it. KAFKA=1 requires
 # Kafka (the default when CI=true, as .ci/run), KAFKA=0 runs pass 1 over Tansu.
