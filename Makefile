@@ -31,7 +31,7 @@ install: $(STAMP)
 # both twins and again on Kafka would make three passes (well past CI's 30 minutes on 2 cores
 # under load); here each twin meets one broker, and what only Kafka can show runs on Kafka.
 # The compiled pass over Kafka took 9m17s wall (235 s user CPU) on the shared 2-core sandbox
-# under load from other sessions, about what the compiled pass over Tansu took. pytest-xdist is
+# under load from other sessions (before: both Tansu passes together took 18-20 min). pytest-xdist is
 # not used: the fault tests stop the session broker, and every worker would start a JVM broker.
 # KAFKA=auto (default) uses Apache Kafka when `java` and `mvn` are on PATH; without them (a
 # user's machine) pass 1 runs over Tansu, says so, and pass 3 is part of it. KAFKA=1 requires
