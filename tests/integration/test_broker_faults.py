@@ -138,7 +138,10 @@ def check(truth, outputs, guarantee):
     got = per_key_values(outputs)
     if guarantee == "exactly_once_v2":
         # read_committed: every count once, in order, nothing of an aborted transaction.
-        assert got == {k: list(range(1, n + 1)) for k, n in truth.items()}
+        want = {k: list(range(1, n + 1)) for k, n in truth.items()}
+        diff = {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
+                if got.get(k) != want.get(k)}
+        assert not diff, f"(read_committed, expected) per key: {diff}"
     else:
         # At-least-once: nothing lost, every count of every key emitted. Records processed
         # after the last commit that got through are processed again after the rejoin, and
