@@ -114,6 +114,14 @@ class ProducerFencedError(TransactionError):
     one may never commit again. The instance stops without committing."""
 
 
+class TaskMigratedError(ProducerFencedError):
+    """Exactly-once: the broker fenced this instance's producer after the open transaction
+    outlived ``transaction.timeout.ms`` (a broker that hung, or an instance that stalled), not
+    because another instance took the transactional.id over. As Kafka Streams treats a fenced
+    producer (task migrated), the runtime drops the uncommitted state, replaces the producer
+    and goes on from the committed offsets; the error reaches the user only if that fails."""
+
+
 class TransactionAbortedError(CStreamsError):
     """Exactly-once: the open transaction failed and was (or must be) aborted; the runtime
     discards the uncommitted state and goes on from the committed offsets."""

@@ -4,7 +4,10 @@
 2. both producers flush: every sink, dead-letter and changelog record is acknowledged, and a
    remembered delivery failure raises ProductionError;
 3. the consumer commits synchronously, per partition, the offset after the last record
-   processed;
+   processed; when the broker or the group coordinator is unreachable, or the group went on
+   without this member (its session expired), the offsets stay pending (retried at the next
+   commit; a member that takes the partitions over reprocesses from the committed offsets)
+   and the app goes on, as Kafka Streams does;
 4. every task with persistent logged stores writes its checkpoint file (next changelog offset
    per changelog partition, as acknowledged by the changelog producer); on the interval only
    once its changelogs advanced by CHECKPOINT_DELTA records (task_manager.write_checkpoints).
@@ -54,6 +57,8 @@ class _CommitStats:
 
 
 class Committer(_CommitStats):
+    commits_failed = 0          # commits left pending because the broker or group was away
+
     def __init__(self, consumer, task_manager, collector, changelog_producer, *,
                  flush_timeout=60.0):
         self.consumer = consumer
@@ -95,16 +100,43 @@ class Committer(_CommitStats):
             try:
                 result = self.consumer.commit(offsets=tps, asynchronous=False)
             except kafka.KafkaException as e:
-                raise CommitError(f"committing offsets failed: {e.args[0] if e.args else e}"
-                                  ) from None
+                err = e.args[0] if e.args else e
+                if _may_retry(err):
+                    return self._not_committed(reason, err)
+                raise CommitError(f"committing offsets failed: {err}") from None
             for tp in result or ():
                 if tp.error is not None:
+                    if _may_retry(tp.error):
+                        return self._not_committed(reason, tp.error)
                     raise CommitError(f"committing offset {tp.offset} of {tp.topic}-"
                                       f"{tp.partition} failed: {tp.error}")
             self.tasks.committed.update(offsets)
         self.tasks.write_checkpoints(force=reason != "interval")
         ms = self._committed(t0)
         log.debug("commit (%s): %d partition(s) in %.1f ms", reason, len(offsets), ms)
+
+    def _not_committed(self, reason, err):
+        self.commits_failed += 1
+        log.warning("commit (%s): offsets not committed, left pending: %s", reason, err)
+
+
+def _may_retry(err):
+    """A commit that failed because the broker or the group coordinator is unreachable or
+    moving, or because the group went on without this member (its session expired while the
+    broker was away): the offsets stay pending for the next commit, or for the member that
+    takes the partitions over, which reprocesses from the last committed offsets (at-least-
+    once allows that; the output before them is acknowledged)."""
+    code = kafka.error_code(err)
+    return code in _COMMIT_RETRY or bool(getattr(err, "retriable", lambda: False)())
+
+
+_COMMIT_RETRY = frozenset((
+    kafka.KafkaError._TRANSPORT, kafka.KafkaError._TIMED_OUT, kafka.KafkaError._WAIT_COORD,
+    kafka.KafkaError.REQUEST_TIMED_OUT, kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
+    kafka.KafkaError.NOT_COORDINATOR, kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    kafka.KafkaError.UNKNOWN_MEMBER_ID, kafka.KafkaError.ILLEGAL_GENERATION,
+    kafka.KafkaError.REBALANCE_IN_PROGRESS,
+))
 
 
 # An instance whose transactions abort this many times in a row stops: the cause is not

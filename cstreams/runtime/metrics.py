@@ -27,6 +27,7 @@ class Metrics:
         self.progress_interval_s = progress_interval_s
         self.records_in = 0
         self.batches_in = 0
+        self.tasks_migrated = 0     # fenced producers replaced after a transaction timeout
         self.started = time.monotonic()
         self._last = (self.started, 0, 0)
         self._next_progress = self.started + progress_interval_s if progress_interval_s else None
@@ -124,6 +125,8 @@ class Metrics:
             "production_failures_ignored": thread.collector.ignored_failures,
             "commits": c.commits,
             "transactions_aborted": getattr(c, "aborts", 0),
+            "tasks_migrated": self.tasks_migrated,
+            "commits_failed": getattr(c, "commits_failed", 0),
             "commit_latency_ms_last": c.last_latency_ms,
             "commit_latency_ms_avg": c.total_latency_ms / c.commits if c.commits else 0.0,
             "poll_size": thread.poll_size.size,

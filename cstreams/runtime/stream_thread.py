@@ -19,7 +19,7 @@ import threading
 import time
 
 from cstreams._impl import grouping
-from cstreams.errors import CStreamsError
+from cstreams.errors import CStreamsError, TaskMigratedError
 from cstreams.internals import kafka
 from cstreams.runtime import topics
 from cstreams.runtime.batching import PollSizeController
@@ -182,6 +182,45 @@ class StreamThread:
         self._shutdown(clean=self.error is None)
 
     def _loop(self):
+        while True:
+            try:
+                return self._stream_loop()
+            except TaskMigratedError as e:
+                self._task_migrated(e)
+
+    def _task_migrated(self, e):
+        """The broker fenced the producer after a transaction timeout (Kafka Streams: task
+        migrated): replace the producer, close every task without a commit and create it
+        again from what the broker holds. A failure here stops the instance.
+
+        Nothing in memory is trusted: the last transaction's outcome is unknown here (the
+        broker may have committed it, EndTxn logged before the fault, although the call
+        failed), so rewinding to the offsets this instance last saw committed would process
+        that transaction's input again over state without it. The new tasks restore their
+        stores from the changelogs (read_committed) and the consumer resumes at the group's
+        committed offsets, both of which include such a transaction or not, together."""
+        log.warning("%s: %s; producer replaced, tasks closed without a commit and created "
+                    "again from the changelogs and the committed offsets",
+                    self.app.application_id, e)
+        self.transaction.reset()
+        self.collector.producer = self.transaction.producer
+        self.changelog_producer.producer = self.transaction.producer
+        consumer, tasks = self.consumer, self.tasks
+        parts = [kafka.TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()]
+        tasks.close_all(clean=False)     # uncommitted store writes are dropped, not flushed
+        tasks.consumed.clear()
+        tasks.committed.clear()
+        tasks.rewind_to.clear()
+        if parts:
+            # Assigned again without offsets: positions come from the group's commits.
+            if tasks.cooperative:
+                consumer.incremental_unassign(parts)
+            else:
+                consumer.unassign()
+            tasks.on_assign(consumer, parts)
+        self.metrics.tasks_migrated += 1
+
+    def _stream_loop(self):
         app = self.app
         consume = self.consumer.consume
         poll_size = self.poll_size

@@ -14,7 +14,11 @@ commits. Errors are sorted the way librdkafka documents them:
 
 - retriable (e.g. a timeout): the same call is retried;
 - abortable (``txn_requires_abort``): TransactionAbortedError, the caller aborts and rewinds;
-- fenced (``_FENCED``, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH): ProducerFencedError;
+- fenced (``_FENCED``, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH): ProducerFencedError, or
+  TaskMigratedError when the open transaction had outlived ``transaction.timeout.ms`` (the
+  broker aborted it and bumped the epoch: nobody else holds the id; INVALID_TXN_STATE is
+  what Kafka 4 answers then too). The stream thread then
+  replaces the producer (:meth:`TransactionalProducer.reset`) and rewinds its tasks;
 - any other fatal error: TransactionError. Both stop the instance without committing.
 """
 
@@ -27,6 +31,7 @@ import uuid
 
 from cstreams.errors import (
     ProducerFencedError,
+    TaskMigratedError,
     TransactionAbortedError,
     TransactionError,
 )
@@ -38,6 +43,9 @@ INSTANCE_ID_FILE = "instance.id"
 
 _FENCED = frozenset((kafka.KafkaError._FENCED, kafka.KafkaError.PRODUCER_FENCED,
                      kafka.KafkaError.INVALID_PRODUCER_EPOCH))
+# What a producer gets once the broker aborted its transaction on transaction.timeout.ms and
+# bumped its epoch (Kafka 4 answers the EndTxn of the old epoch with INVALID_TXN_STATE).
+_TIMED_OUT_AND_ABORTED = _FENCED | {kafka.KafkaError.INVALID_TXN_STATE}
 _RETRIES = 5
 
 
@@ -70,7 +78,11 @@ def _kafka_error(exc):
 class TransactionalProducer:
     def __init__(self, producer_conf, *, timeout=60.0):
         self.transactional_id = producer_conf["transactional.id"]
+        self.conf = dict(producer_conf)
+        self.transaction_timeout_s = int(producer_conf.get("transaction.timeout.ms",
+                                                           60000)) / 1000.0
         self.producer = kafka.make_producer(producer_conf)
+        self.began_at = None        # monotonic time of the open transaction's begin
         self.timeout = timeout
         self.open = False
         self.broken = None          # the error after which no call may be made any more
@@ -82,7 +94,14 @@ class TransactionalProducer:
         err = _kafka_error(exc)
         text = err.str() if err is not None else str(exc)
         code = err.code() if err is not None else None
-        if code in _FENCED:
+        age = None if self.began_at is None else time.monotonic() - self.began_at
+        if code in _TIMED_OUT_AND_ABORTED and self.open and age is not None and (
+                age >= self.transaction_timeout_s):
+            e = TaskMigratedError(
+                f"producer fenced while {what}, after its transaction was open {age:.1f} s, "
+                f"longer than transaction.timeout.ms ({self.transaction_timeout_s:g} s): the "
+                f"broker aborted it (transactional.id {self.transactional_id!r}): {text}")
+        elif code in _FENCED:
             e = ProducerFencedError(
                 f"producer fenced while {what}: another producer with transactional.id "
                 f"{self.transactional_id!r} started (a second instance with the same "
@@ -126,6 +145,7 @@ class TransactionalProducer:
         if self.broken is not None:
             raise self.broken
         self._call("beginning a transaction", self.producer.begin_transaction)
+        self.began_at = time.monotonic()
         self.open = True
         self.begun += 1
 
@@ -144,6 +164,21 @@ class TransactionalProducer:
         self.open = False
         self.committed += 1
         return True
+
+    def reset(self):
+        """Replace a producer the broker fenced after a transaction timeout: the old one is
+        dropped with whatever it still held (its transaction was aborted by the broker), a
+        new one with the same transactional.id runs init_transactions()."""
+        old, self.producer = self.producer, None
+        try:
+            old.purge()
+        except Exception:  # noqa: BLE001 - a fenced producer may refuse; it is dropped
+            log.debug("purging the fenced producer", exc_info=True)
+        self.open = False
+        self.broken = None
+        self.began_at = None
+        self.producer = kafka.make_producer(self.conf)
+        self.init()
 
     def abort(self):
         """Abort the open transaction (if any); a fatal error raises."""

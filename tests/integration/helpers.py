@@ -12,7 +12,7 @@ import struct
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 FAST_GROUP = {
     "session.timeout.ms": 6000,
@@ -20,6 +20,12 @@ FAST_GROUP = {
     "max.poll.interval.ms": 10000,
     "topic.metadata.refresh.interval.ms": 2000,
 }
+
+# Also a request that timed out or lost its connection: a broker just restarted (the broker
+# fault tests) loads __consumer_offsets first and may not answer within the call's timeout.
+_COORDINATOR_MOVING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT,
+                       KafkaError._TRANSPORT)
 
 WORD = re.compile(r"[a-z0-9']+")
 
@@ -81,8 +87,18 @@ def committed(bootstrap, group, topic, partitions):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                   "enable.auto.commit": False})
     try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
+        for attempt in range(20):
+            try:
+                tps = c.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                  timeout=10)
+                return {tp.partition: tp.offset for tp in tps}
+            except KafkaException as e:
+                # Apache Kafka answers NOT_COORDINATOR (and the like) while it creates or
+                # loads __consumer_offsets, the first time a group is asked about.
+                err = e.args[0]
+                if attempt == 19 or not (err.retriable() or err.code() in _COORDINATOR_MOVING):
+                    raise
+                time.sleep(0.25)
     finally:
         c.close()
 

@@ -2,7 +2,11 @@
 partitions that stay on the first keep being processed and their tasks are never closed;
 only the tasks that move are committed and closed. The same run with eager rebalancing
 (partition.assignment.strategy=range) closes every task. Input is fed throughout and every
-record is counted exactly as the truth says.
+record is counted: exactly as the truth says when every offset commit went through; a commit
+the group refused mid-rebalance (REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION, which Apache Kafka
+answers to commits made while a cooperative rebalance is under way) leaves the offsets pending,
+and the member that takes a partition over reprocesses from the last committed offset on top
+of the restored changelog: at-least-once duplicates, allowed then and only then.
 
 The pause of the staying partitions (the longest gap between two records processed on them
 from the join on) is logged for both strategies: a measurement, never asserted
@@ -68,7 +72,10 @@ def test_staying_partitions_keep_processing_while_others_move(broker, topic_fact
     stop = threading.Event()
 
     def feed():
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
+        # Idempotent: a produce retried after a lost response must not write an input record
+        # twice, or the app counts it twice and the truth below is one short.
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5,
+                             "enable.idempotence": True})
         i = 0
         while not stop.is_set():
             for p in range(PARTITIONS):
@@ -101,8 +108,10 @@ def test_staying_partitions_keep_processing_while_others_move(broker, topic_fact
         stop.set()
         feeder.join()
         truth = dict(sent)
-        recs = consume_all(broker.bootstrap_servers, out, timeout=90,
+        # Until the counts match, or nothing new for 10 s (an over-count never matches).
+        recs = consume_all(broker.bootstrap_servers, out, timeout=90, idle=10,
                            until=lambda r: latest(r) == truth)
+        refused = a.metrics()["commits_failed"] + b.metrics()["commits_failed"]
         stayed = running(a)
         closed_on_a = set(a._stream.tasks.closed_task_metrics)
     finally:
@@ -112,7 +121,16 @@ def test_staying_partitions_keep_processing_while_others_move(broker, topic_fact
         a.close()
         if b is not None:
             b.close()
-    assert latest(recs) == truth
+    got = latest(recs)
+    assert set(got) == set(truth)
+    lost = {k: (got[k], n) for k, n in truth.items() if got[k] < n}
+    assert not lost, f"records lost (got, sent): {lost}"
+    extra = {k: got[k] - n for k, n in truth.items() if got[k] > n}
+    if extra:
+        log.warning("rebalance (%s): at-least-once duplicates %s after %d refused commit(s)",
+                    strategy, extra, refused)
+    assert not extra or refused, (
+        f"counted twice although every offset commit went through: {extra}")
     assert stayed and len(stayed) < PARTITIONS
     moved = {f"0_{p}" for p in range(PARTITIONS)} - stayed
     if strategy == "cooperative-sticky":

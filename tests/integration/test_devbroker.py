@@ -18,6 +18,10 @@ except ImportError:  # repo root not on sys.path (plain `pytest` run)
 
 pytest.importorskip("confluent_kafka")
 
+# The launcher itself (cstreams.devbroker, re-exported as testbrokers.tansu): only in the
+# Tansu session, the other sessions need no second broker.
+pytestmark = pytest.mark.tansu_launcher
+
 N = 100
 PARTITIONS = 3
 
@@ -97,3 +101,22 @@ def test_devbroker_context_manager_gives_distinct_ports():
         assert a.pid != b.pid
         pids = (a.pid, b.pid)
     assert all(_pid_gone(p) for p in pids)
+
+
+@pytest.mark.integration
+def test_make_demo_runs_on_the_embedded_broker():
+    """`make demo`: examples/wordcount_demo.py starts Tansu through cstreams.devbroker (no
+    Java, no testbrokers/), checks every count against the input itself (it exits non-zero on
+    a mismatch) and stops the broker by PID."""
+    import re
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(repo / "examples" / "wordcount_demo.py")],
+                          cwd=repo, capture_output=True, text=True, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "every count matches the input." in proc.stdout, out[-3000:]
+    m = re.search(r"broker: Tansu at 127\.0\.0\.1:\d+ \(pid (\d+)\)", proc.stdout)
+    assert m, out[-3000:]
+    assert _pid_gone(int(m.group(1)))

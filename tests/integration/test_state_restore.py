@@ -152,7 +152,7 @@ def _keys_of(state_dir, app_id, partition):
 
 
 def test_sigkill_with_nothing_in_flight_then_restart_gives_exact_counts(
-        broker, topic_factory, tmp_path):
+        broker, topic_factory, tmp_path, broker_kind):
     """Killed after its last commit covered every input record: the restart repairs the local
     state from the changelog (the checkpoint may be older) and counts on exactly."""
     import os
@@ -210,7 +210,72 @@ def test_sigkill_with_nothing_in_flight_then_restart_gives_exact_counts(
         per_key.setdefault(k.decode(), []).append(int64(v))
     for key, n in truth.items():
         assert per_key[key] == list(range(1, n + 1)), key
-    # Every input record committed (the broker's high watermarks under-report, so the total
-    # of the committed offsets is compared with the number of records produced).
+    # Every input record committed (Tansu's high watermarks under-report, so the total of the
+    # committed offsets is compared with the number of records produced; on Apache Kafka each
+    # committed offset is also the partition's high watermark).
     offsets = committed(broker.bootstrap_servers, app_id, src, PARTITIONS)
     assert sum(offsets.values()) == sum(truth.values())
+    if broker_kind != "tansu":
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "hw"})
+        try:
+            for p, o in offsets.items():
+                assert c.get_watermark_offsets(TopicPartition(src, p), timeout=10)[1] == o
+        finally:
+            c.close()
+
+
+def _changelog_view(bootstrap, changelog):
+    """({partition: high watermark}, [(partition, offset, key, value, headers)]): the
+    changelog's end offsets and what a reader finds from the beginning."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        highs = {p: c.get_watermark_offsets(TopicPartition(changelog, p), timeout=10)[1]
+                 for p in range(PARTITIONS)}
+    finally:
+        c.close()
+    recs = consume_all(bootstrap, changelog, until=lambda r: len(r) and all(
+        any(x[0] == p and x[1] == highs[p] - 1 for x in r) for p in highs if highs[p]),
+        timeout=30)
+    return highs, recs
+
+
+@pytest.mark.kafka_semantics
+def test_changelog_compacted_then_full_restore_reaches_the_high_watermark(
+        broker, topic_factory, tmp_path):
+    """Apache Kafka only (Tansu neither compacts nor reports true high watermarks): the
+    changelog of a store updated over several runs is compacted by the broker (fewer records
+    than offsets, the latest value of every key kept), and a store restored in full from that
+    compacted changelog holds exactly the true counts with its checkpoint at the watermark."""
+    src, out = topic_factory("events", PARTITIONS), topic_factory("counts", PARTITIONS)
+    app_id = f"compact-{src}"
+    changelog = f"{app_id}-counts-changelog"
+    run = Run(broker, src, out, app_id, tmp_path / "state")
+    truth = {}
+    for _ in range(4):            # runs more than log.roll.ms apart: segments roll between
+        feed(broker, src, 300, truth)
+        run(truth)
+
+    def compacted():
+        highs, recs = _changelog_view(broker.bootstrap_servers, changelog)
+        latest = {k.decode(): int64(v) for _p, _o, k, v, _h in recs}
+        return len(recs) < sum(highs.values()) and latest == truth
+
+    wait_for(compacted, timeout=90, interval=1.0, what="the broker to compact the changelog")
+    highs, recs = _changelog_view(broker.bootstrap_servers, changelog)
+    assert len({k for _p, _o, k, _v, _h in recs}) == len(truth)
+
+    # Everything local is lost: the next run restores each store from the compacted changelog.
+    fresh = tmp_path / "fresh"
+    run = Run(broker, src, out, app_id, fresh)
+    feed(broker, src, 30, truth)
+    m = run(truth)
+    assert 0 < m["records_restored"] < sum(highs.values())
+    assert store_counts(fresh, app_id) == truth
+    # The restore read to the end: each checkpoint names the changelog's end offset.
+    highs_after, _recs = _changelog_view(broker.bootstrap_servers, changelog)
+    for p in range(PARTITIONS):
+        assert read_checkpoint(str(fresh / app_id / f"0_{p}"))[(changelog, p)] == highs_after[p]

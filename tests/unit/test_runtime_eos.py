@@ -13,6 +13,7 @@ import cstreams as cs  # noqa: E402
 from cstreams.errors import (  # noqa: E402
     ConfigurationError,  # noqa: E402
     ProducerFencedError,
+    TaskMigratedError,
     TransactionAbortedError,
     TransactionError,
 )
@@ -197,14 +198,30 @@ def test_fenced_producer_never_commits_again(txn, code):
     t, fake = txn
     fake.fail["offsets"] = [_err(code, fatal=True)]
     t.begin()
-    with pytest.raises(ProducerFencedError, match="app-1"):
+    with pytest.raises(ProducerFencedError, match="app-1") as e:
         t.commit([kafka.TopicPartition("in", 0, 1)], object())
+    assert not isinstance(e.value, TaskMigratedError)   # a young transaction: another owner
     assert "commit" not in fake.calls
     t.open = False
     with pytest.raises(ProducerFencedError):
         t.begin()
     t.close()                                   # no abort on a fenced producer
     assert fake.calls.count("abort") == 0
+
+
+@pytest.mark.parametrize("code", [KafkaError.PRODUCER_FENCED, KafkaError.INVALID_TXN_STATE])
+def test_fenced_after_the_transaction_timeout_is_task_migrated_and_reset_goes_on(txn, code):
+    t, fake = txn
+    fake.fail["abort"] = [_err(code, fatal=True)]
+    t.begin()
+    t.began_at -= t.transaction_timeout_s + 1   # the broker was away that long
+    with pytest.raises(TaskMigratedError, match="transaction.timeout.ms"):
+        t.abort()
+    assert isinstance(t.broken, TaskMigratedError)
+    t.reset()                                   # a new producer, same transactional.id
+    assert fake.calls[-1] == "init" and not t.open and t.broken is None
+    t.begin()
+    assert t.commit([kafka.TopicPartition("in", 0, 1)], object()) is True
 
 
 def test_fatal_error_is_a_transaction_error(txn):
