@@ -24,7 +24,8 @@ PROGRESS_INTERVAL_S = 5.0
 
 
 class _Pending:
-    __slots__ = ("task", "store", "topic", "partition", "start", "records", "position", "end")
+    __slots__ = ("task", "store", "topic", "partition", "start", "records", "position", "end",
+                 "waiting")
 
     def __init__(self, task, store, topic, partition, start, end=None):
         self.end = end
@@ -35,6 +36,7 @@ class _Pending:
         self.start = start
         self.records = 0
         self.position = start
+        self.waiting = False        # an EOF came before the high watermark (see _stable_end)
 
 
 class StoreRestorer:
@@ -120,7 +122,8 @@ class StoreRestorer:
         for m in events:
             err = m.error()
             if err.code() == kafka.PARTITION_EOF:
-                eofs.append(((m.topic(), m.partition()), m.offset()))
+                if self._stable_end(m.topic(), m.partition(), m.offset()):
+                    eofs.append(((m.topic(), m.partition()), m.offset()))
                 continue
             if err.fatal() or not err.retriable():
                 raise RestoreError(f"restoring from changelog {m.topic()}-{m.partition()} "
@@ -153,6 +156,38 @@ class StoreRestorer:
                 log.info("task %s: restoring, %d records so far (%.0f records/s)", tid,
                          self._counts[tid], self._counts[tid] / secs)
         return done
+
+    def _stable_end(self, topic, partition, offset):
+        """Whether the EOF at ``offset`` ends the restoration of a changelog partition.
+
+        Under read_committed the EOF comes at the last stable offset, which stops before
+        the first record of any transaction whose markers are not written yet, also one
+        that is committed (EndTxn answered: the output of the transaction is, or will be,
+        visible) but whose markers the broker has still to write, as after a broker restart
+        (the coordinator completes such a transaction only once it reloaded its log). A
+        restoration that stopped there would run the task over state without that
+        transaction, while the group's committed offsets and the output include it. So the
+        restoration goes on until the last stable offset reaches the high watermark of the
+        same fetch: every transaction on the changelog completed (committed ones applied,
+        aborted ones skipped). No transaction of this instance is open on the changelog of
+        a task being restored, and another producer's is completed or aborted by the broker
+        within transaction.timeout.ms. Read_uncommitted (at-least-once) ends at the EOF."""
+        p = self._pending.get((topic, partition))
+        if p is None or p.end is not None or offset < 0:
+            return True
+        try:
+            high = self.consumer.get_watermark_offsets(
+                kafka.TopicPartition(topic, partition), cached=True)[1]
+        except kafka.KafkaException:
+            return True
+        if high is None or high < 0 or offset >= high:
+            return True
+        if not p.waiting:
+            p.waiting = True
+            log.info("task %s: restoring %s-%d: end of the committed records at %d, a "
+                     "transaction up to %d is still being completed: waiting for it",
+                     p.task.task_id, topic, partition, offset, high)
+        return False
 
     def _apply(self, batch):
         p = self._pending.get((batch.topic, batch.partition))
