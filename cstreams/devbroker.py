@@ -125,7 +125,68 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class DevBroker:
+class BrokerProcess:
+    """What a test broker launched as a child process shares (Tansu here, Apache Kafka in
+    testbrokers.kafka): stop by PID, liveness, its log, topic creation. Subclasses set
+    ``_proc`` (a subprocess.Popen or None), ``log_path`` and ``bootstrap_servers``."""
+
+    _proc: subprocess.Popen | None = None
+    log_path: str | None = None
+    bootstrap_servers: str | None = None
+
+    def _kill(self, timeout: float = 10) -> None:
+        """SIGTERM by PID (after SIGCONT: a paused process cannot handle it), wait, then
+        SIGKILL."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=timeout)
+        else:
+            proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path or "", "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of the broker log."""
+        return "\n".join(self._log_since(0).splitlines()[-n:])
+
+    def create_topics(
+        self,
+        names_or_specs: Iterable[Any] | str,
+        partitions: int = 1,
+        config: Mapping[str, str] | None = None,
+        timeout: float = 30,
+    ) -> None:
+        """Create topics on this broker; see :func:`create_topics`."""
+        if self.bootstrap_servers is None:
+            raise RuntimeError("broker not started")
+        create_topics(self.bootstrap_servers, names_or_specs, partitions, config, timeout)
+
+
+class DevBroker(BrokerProcess):
     """A throwaway single-node Tansu broker with in-memory storage.
 
     Usage::
@@ -275,60 +336,6 @@ class DevBroker:
     def stop(self, timeout: float = 10) -> None:
         """Stop the broker by PID: SIGTERM, wait, then SIGKILL."""
         self._kill(timeout)
-
-    def _kill(self, timeout: float = 10) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=timeout)
-        else:
-            proc.wait()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    # -- helpers ----------------------------------------------------------
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_path or "", "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n: int = 40) -> str:
-        """The last ``n`` lines of the broker log."""
-        try:
-            with open(self.log_path or "", "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-    def create_topics(
-        self,
-        names_or_specs: Iterable[Any] | str,
-        partitions: int = 1,
-        config: Mapping[str, str] | None = None,
-        timeout: float = 30,
-    ) -> None:
-        """Create topics on this broker; see :func:`create_topics`."""
-        if self.bootstrap_servers is None:
-            raise RuntimeError("broker not started")
-        create_topics(self.bootstrap_servers, names_or_specs, partitions, config, timeout)
 
     def __enter__(self) -> "DevBroker":
         return self.start()

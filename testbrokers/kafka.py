@@ -25,10 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from .kafka_jars import KAFKA_VERSION, ensure_jars
-from .tansu import _NullLogger, create_topics, free_port
+from .tansu import BrokerProcess, _NullLogger, free_port
 
 __all__ = ["KafkaBroker", "TEST_SETTINGS", "main"]
 
@@ -73,7 +73,7 @@ def _cluster_id() -> str:
             return text
 
 
-class KafkaBroker:
+class KafkaBroker(BrokerProcess):
     """A throwaway single-node Apache Kafka broker (KRaft, broker and controller in one).
 
     Usage::
@@ -246,49 +246,6 @@ class KafkaBroker:
         self.stop()
         if self.work_dir is not None and os.environ.get("CSTREAMS_KEEP_BROKER_DATA") != "1":
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def _kill(self, timeout: float = 30) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGCONT)  # a paused JVM cannot handle SIGTERM
-                proc.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=timeout)
-        else:
-            proc.wait()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    # -- helpers ----------------------------------------------------------
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_path or "", "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self._log_since(0).splitlines()[-n:])
-
-    def create_topics(self, names_or_specs: Iterable[Any] | str, partitions: int = 1,
-                      config: Mapping[str, str] | None = None, timeout: float = 30) -> None:
-        if self.bootstrap_servers is None:
-            raise RuntimeError("broker not started")
-        create_topics(self.bootstrap_servers, names_or_specs, partitions, config, timeout)
 
     def __enter__(self) -> "KafkaBroker":
         return self.start()

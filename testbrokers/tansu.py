@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from cstreams.devbroker import (  # noqa: F401 - _NullLogger: testbrokers.kafka
+from cstreams.devbroker import (  # noqa: F401 - BrokerProcess, _NullLogger: testbrokers.kafka
+    BrokerProcess,
     DevBroker,
     _NullLogger,
     create_topics,
