@@ -28,7 +28,7 @@ from helpers import app_config, consume_all, int64, wait_for  # noqa: E402
 
 import cstreams as cs  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(240)]
 
 log = logging.getLogger("test.cooperative")
 PARTITIONS = 4

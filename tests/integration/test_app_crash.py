@@ -25,7 +25,7 @@ from helpers import (  # noqa: E402
     word_counts,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(240)]
 
 
 def start_cli(tmp_path, broker, app_id):

@@ -55,7 +55,7 @@ from helpers import (  # noqa: E402
 
 from cstreams.stores.rocksdb_backend import RocksDBBackend  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(240)]
 
 STORE = "counts"
 KEYS = 29

@@ -20,7 +20,7 @@ from helpers import (  # noqa: E402
 import cstreams as cs  # noqa: E402
 from examples.wordcount import build_topology  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(240)]
 
 
 def running_tasks(app):

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
 from test_app_windows import produce_events  # noqa: E402
 from test_windows import reference_session, reference_time  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(300)]
 
 PARTITIONS = 2
 PAUSE_VALUE = 999_999

@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 import cstreams as cs  # noqa: E402
 from cstreams.devbroker import free_port  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_faults, pytest.mark.timeout(300)]
 
 
 # --- helpers ------------------------------------------------------------------------------
