@@ -36,18 +36,22 @@ def app_config(**extra):
     return conf
 
 
-def produce(bootstrap, topic, records, partition=None, flush=True):
+def produce(bootstrap, topic, records, partition=None, flush=True, *, idempotent=False,
+            flush_timeout=30):
     """records: iterable of (key bytes|None, value bytes|None); explicit partition or the
-    murmur2 partitioner."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                  "partitioner": "murmur2_random"})
+    murmur2 partitioner. ``idempotent``: retries after a lost connection (a broker restart)
+    cannot write a record twice, as they can without it."""
+    conf = {"bootstrap.servers": bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"}
+    if idempotent:
+        conf["enable.idempotence"] = True
+    p = Producer(conf)
     for k, v in records:
         if partition is None:
             p.produce(topic, v, k)
         else:
             p.produce(topic, v, k, partition)
     if flush:
-        assert p.flush(30) == 0
+        assert p.flush(flush_timeout) == 0
     return p
 
 

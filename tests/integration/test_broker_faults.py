@@ -105,8 +105,11 @@ def run_through_fault(broker, topics, tmp_path, guarantee, fault, extra=None):
                                                  PARTITIONS).values())
 
     def feed(start):
+        # Idempotent: the feeder's retries across the broker restart must not write input
+        # twice (they did without it: 916 records for 900, and the wait below never ended).
         for i in range(chunks):
-            produce(broker.bootstrap_servers, src, records(start + i * chunk, chunk))
+            produce(broker.bootstrap_servers, src, records(start + i * chunk, chunk),
+                    idempotent=True, flush_timeout=150)
             time.sleep(0.1)
 
     app.start()
@@ -115,12 +118,15 @@ def run_through_fault(broker, topics, tmp_path, guarantee, fault, extra=None):
         feed(first)
         # The fault strikes while input arrives (a transaction is open under exactly-once);
         # the feeder's producer retries until the broker is back.
-        feeder = threading.Thread(target=feed, args=(first + chunks * chunk,), daemon=True)
+        fed = []
+        feeder = threading.Thread(target=lambda: fed.append(feed(first + chunks * chunk)),
+                                  daemon=True)
         feeder.start()
         time.sleep(0.5)
         fault()
         assert app.running, "the app stopped on the broker fault"
-        feeder.join(120)
+        feeder.join(160)
+        assert fed, "the feeder did not get its input acknowledged across the fault"
         wait_for(lambda: done() == total, timeout=180, interval=0.5,
                  what="every input offset committed after the fault")
         truth = truth_of(total)
@@ -152,14 +158,42 @@ def check(truth, outputs, guarantee):
             assert got[k][-1] >= n, k
 
 
+# How long a transaction may stay open across the broker restart below: longer than the
+# restart takes (the JVM's start, log recovery, the KRaft controller unfencing the broker: 10-25
+# s on a loaded 2-core machine).
+RESTART_TRANSACTION_TIMEOUT_MS = 120000
+
+
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
 def test_broker_restarted_midstream_app_goes_on(own_broker, topics, tmp_path, guarantee):
+    """The broker crashes (SIGKILL) and comes back while the app runs and a transaction is
+    open; the app reconnects, the open transaction goes on (its in-flight records are resent
+    by the idempotent producer) or is aborted by the app, and the output is exact.
+
+    Under exactly_once_v2 the transaction timeout is made longer than the restart. With
+    Kafka Streams' 10 s default, the restarted single-node broker (Apache Kafka 4.4) rolls the
+    open transaction back on its own timeout as soon as it has loaded the transaction log,
+    while its partitions still have no leader; its marker sender then logs "Couldn't find
+    leader endpoint for partitions ... these partitions are likely deleted already and hence
+    can be skipped", completes the abort WITHOUT writing the abort markers, and the
+    transaction's records stay in the output and changelog partitions unmarked. The next
+    commit of the same producer id (the app's replacement producer) makes them committed in
+    read_committed: one transaction's output twice. Seen with DumpLogSegments (records of
+    producer epoch 0 without an end marker, followed by epoch 2's COMMIT marker) and the
+    coordinator's debug log (PREPARE_ABORT -> COMPLETE_ABORT with the markers skipped). That is
+    the broker losing a transaction outcome, which no client can repair (Kafka Streams shares
+    the producer id and would show the same); bench/RESULTS.md and the README say so.
+    """
+    extra = ({"transaction.timeout.ms": RESTART_TRANSACTION_TIMEOUT_MS}
+             if guarantee == "exactly_once_v2" else {})
+
     def fault():
         own_broker.kill()      # a crash: SIGKILL, the log on disk stays
         time.sleep(2.0)
         own_broker.start()
 
-    truth, outputs, _m = run_through_fault(own_broker, topics, tmp_path, guarantee, fault)
+    truth, outputs, _m = run_through_fault(own_broker, topics, tmp_path, guarantee, fault,
+                                           extra)
     check(truth, outputs, guarantee)
 
 
