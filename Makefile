@@ -22,11 +22,11 @@ install: $(STAMP)
 #  1. compiled core: unit + driver tests and the integration suite over Apache Kafka 4.x
 #     (testbrokers/kafka.py: one KRaft JVM per session, jars from Maven Central cached in
 #     build/), with the strict forms only Kafka can show (kafka_semantics: read_committed,
-#     compaction, high watermarks). The broker-fault tests (broker_faults: the broker killed
-#     and restarted, or paused past the session and transaction timeouts) are NOT in make
-#     test: under exactly_once_v2 a broker restart still duplicates committed output (a
-#     known, open bug: issue 11 item 5), and the paused-broker case times out intermittently;
-#     they run with `make test-broker-faults`;
+#     compaction, high watermarks), and the broker-fault tests (broker_faults: a broker of
+#     their own killed and restarted mid-stream, ~70 s) except the paused-broker ones
+#     (broker_pause: 1 run in 6 the app's consumer stays out of its group after the resume,
+#     a librdkafka coordinator connection that stays stuck; issue 11); all of them:
+#     `make test-broker-faults`;
 #  2. pure-Python twins: unit + driver + integration over Tansu (not the slow user-Cython
 #     build tests, which need the compiled core, and not the runtime_faults tests: SIGKILL
 #     loops, rebalances, restarts and worker processes test the runtime (cstreams/runtime/,
@@ -49,7 +49,7 @@ test: install
 	@if [ "$(KAFKA)" = 1 ] || { [ "$(KAFKA)" = auto ] && command -v java >/dev/null && command -v mvn >/dev/null; }; then \
 		$(PY) -m testbrokers.kafka_jars >/dev/null || exit 1; \
 		echo "make test [1/3]: compiled core; integration over Apache Kafka"; \
-		CSTREAMS_TEST_BROKER=kafka CSTREAMS_REQUIRE_EXTENSIONS=1 $(PYTEST) -m "not tansu_launcher and not broker_faults" || exit 1; \
+		CSTREAMS_TEST_BROKER=kafka CSTREAMS_REQUIRE_EXTENSIONS=1 $(PYTEST) -m "not tansu_launcher and not broker_pause" || exit 1; \
 	else \
 		echo "make test [1/3]: compiled core; integration over Tansu: Apache Kafka pass SKIPPED" \
 			"(KAFKA=$(KAFKA); java/mvn on PATH: $$(command -v java >/dev/null && command -v mvn >/dev/null && echo yes || echo no)); the Kafka-only tests are skipped"; \
@@ -63,7 +63,7 @@ test: install
 		CSTREAMS_TEST_BROKER=tansu CSTREAMS_REQUIRE_EXTENSIONS=1 $(PYTEST) -m tansu_launcher tests/integration/test_devbroker.py; \
 	fi
 
-# The broker-fault tests over Apache Kafka (not in make test while they fail: see above).
+# The broker-fault tests over Apache Kafka alone (they are part of make test's pass 1).
 test-broker-faults: install kafka-jars
 	CSTREAMS_TEST_BROKER=kafka CSTREAMS_REQUIRE_EXTENSIONS=1 $(PYTEST) -m broker_faults \
 		tests/integration/test_broker_faults.py
