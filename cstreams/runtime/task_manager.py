@@ -74,6 +74,9 @@ class TaskManager:
         self.changelog_producer = changelog_producer
         self.restorer = restorer
         self.consumer = None
+        # The native data path: route(partitions) sends the records of those (topic,
+        # partition)s to its queue; called before assign() (cstreams._core.native).
+        self.route = None
         self.tasks = {}             # (sub id, partition) -> ManagedTask
         self.by_partition = {}      # source (topic, partition) -> ManagedTask
         self.consumed = {}          # source (topic, partition) -> next offset to commit
@@ -103,6 +106,8 @@ class TaskManager:
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
+        if self.route is not None:
+            self.route([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
             # Only the partitions added: the others keep their positions and keep running.
             consumer.incremental_assign(partitions)
