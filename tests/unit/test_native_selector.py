@@ -1,0 +1,92 @@
+"""The selector of the native data path (cstreams._impl.native_kafka, issue 18): on when
+available on the compiled core, CSTREAMS_NATIVE_KAFKA=0 off, =1 required, never on the pure
+twins, and a consumer that fails validation falls back to confluent-kafka's consume()."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+pytest.importorskip("confluent_kafka")
+
+from cstreams import _impl  # noqa: E402
+from cstreams.errors import ExtensionsNotLoaded  # noqa: E402
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.setattr(_impl, "_native_state", None)
+    monkeypatch.setattr(_impl, "_native_logged", False)
+    return monkeypatch
+
+
+def test_off_when_turned_off(fresh):
+    fresh.setenv("CSTREAMS_NATIVE_KAFKA", "0")
+    assert _impl.native_kafka() is None
+    assert _impl._native_state[1] == "CSTREAMS_NATIVE_KAFKA=0"
+
+
+def test_never_on_the_pure_twins(fresh):
+    fresh.setattr(_impl, "IMPLEMENTATION", "pure")
+    fresh.delenv("CSTREAMS_NATIVE_KAFKA", raising=False)
+    assert _impl.native_kafka() is None
+    fresh.setattr(_impl, "_native_state", None)
+    fresh.setenv("CSTREAMS_NATIVE_KAFKA", "1")
+    with pytest.raises(ExtensionsNotLoaded, match="pure-Python twins"):
+        _impl.native_kafka()
+
+
+def test_unverified_client_version_is_unavailable(fresh):
+    from cstreams.internals import kafka
+
+    info = kafka.native_client_info()
+    fresh.setattr(kafka, "native_client_info", lambda: info[:3] + ("9.0.0",))
+    fresh.setattr(_impl, "IMPLEMENTATION", "compiled")
+    fresh.delenv("CSTREAMS_NATIVE_KAFKA", raising=False)
+    try:
+        import cstreams._core.native  # noqa: F401
+    except ImportError:
+        pytest.skip("cstreams._core.native is not built")
+    assert _impl.native_kafka() is None
+    assert "confluent-kafka 9.0.0" in _impl._native_state[1]
+
+
+@pytest.mark.skipif(_impl.IMPLEMENTATION != "compiled", reason="needs the compiled core")
+def test_on_by_default_on_the_compiled_core(fresh):
+    fresh.delenv("CSTREAMS_NATIVE_KAFKA", raising=False)
+    native = _impl.native_kafka()
+    assert native is not None
+    assert native.unavailable() is None
+
+
+@pytest.mark.skipif(_impl.IMPLEMENTATION != "compiled", reason="needs the compiled core")
+def test_failed_validation_falls_back_or_fails_when_required(fresh, caplog):
+    from confluent_kafka import Producer
+
+    from cstreams.runtime.stream_thread import StreamThread
+
+    class Tasks:
+        route = None
+
+    fresh.delenv("CSTREAMS_NATIVE_KAFKA", raising=False)
+    st = StreamThread.__new__(StreamThread)
+    st.native = None
+    st.tasks = Tasks()
+    st.consumer = Producer({})       # not a consumer: the validation fails
+
+    class App:
+        max_poll_records = 100
+
+    st.app = App()
+    with caplog.at_level(logging.INFO, logger="cstreams"):
+        st._native_data_path()
+    assert st.native is None and st.tasks.route is None
+    assert _impl.native_kafka() is None
+    assert "not a confluent-kafka Consumer" in caplog.text
+    assert "consume()" in caplog.text
+
+    fresh.setattr(_impl, "_native_state", None)
+    fresh.setenv("CSTREAMS_NATIVE_KAFKA", "1")
+    with pytest.raises(ExtensionsNotLoaded, match="not a confluent-kafka Consumer"):
+        st._native_data_path()
