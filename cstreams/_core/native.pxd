@@ -94,7 +94,9 @@ cdef class NativeConsumerQueue:
     cdef Py_ssize_t ngroups
     cdef object consumer
     cdef object batch_type
+    cdef list routed             # [(topic bytes, partition)] forwarded on every poll
     cdef readonly long long consumed
 
     cdef int _group_index(self, rd_kafka_message_t *m, int last) except -2
     cdef tuple _columns(self, ssize_t n)
+    cdef int _forward_all(self) except -1

@@ -131,6 +131,7 @@ cdef class NativeConsumerQueue:
         self.rk = rk
         self.consumer = consumer
         self.batch_type = batch_type
+        self.routed = []
         self.capacity = max_records if max_records > 0 else 1
         self.msgs = <rd_kafka_message_t **>malloc(self.capacity * sizeof(rd_kafka_message_t *))
         self.group_of = <int *>malloc(self.capacity * sizeof(int))
@@ -160,20 +161,37 @@ cdef class NativeConsumerQueue:
         self.rk = NULL
 
     def route(self, partitions):
-        """Forward the fetch queue of each (topic, partition) to this queue. Idempotent; call
-        it before assign() so that librdkafka keeps the forwarding (a partition queue the
-        application forwarded is not forwarded to the consumer queue again)."""
+        """Forward the fetch queue of each (topic, partition) to this queue, and keep doing
+        so on every poll until ``forget()``. Call it before assign(): librdkafka then does not
+        forward a fetch queue the application forwarded to the consumer queue. Every poll
+        forwards again, because librdkafka clears a partition's forwarding when it stops
+        fetching it (rd_kafka_toppar_fetch_stop: a seek-less assign() of a partition that was
+        assigned, an unassign() before it completed) and then, the queue being marked as
+        forwarded by the application, forwards it nowhere: its records would wait forever."""
+        cdef bytes tb
+        for topic, partition in partitions:
+            tb = topic.encode()
+            if (tb, partition) not in self.routed:
+                self.routed.append((tb, partition))
+        self._forward_all()
+
+    def forget(self, partitions):
+        """The (topic, partition)s revoked or lost: no longer forwarded on every poll."""
+        gone = {(t.encode(), p) for t, p in partitions}
+        self.routed = [tp for tp in self.routed if tp not in gone]
+
+    cdef int _forward_all(self) except -1:
         cdef rd_kafka_queue_t *pq
         cdef bytes tb
         if self.queue == NULL:
-            return
-        for topic, partition in partitions:
-            tb = topic.encode()
+            return 0
+        for tb, partition in self.routed:
             pq = rd_kafka_queue_get_partition(self.rk, tb, <int32_t>partition)
             if pq == NULL:
-                raise NativeUnavailable(f"no partition queue for {topic}-{partition}")
+                raise NativeUnavailable(f"no partition queue for {tb.decode()}-{partition}")
             rd_kafka_queue_forward(pq, self.queue)
             rd_kafka_queue_destroy(pq)
+        return 0
 
     def __len__(self):
         return 0 if self.queue == NULL else rd_kafka_queue_length(self.queue)
@@ -187,6 +205,8 @@ cdef class NativeConsumerQueue:
             return [], []
         if max_records == 0 or max_records > self.capacity:
             max_records = self.capacity
+        if self.routed:
+            self._forward_all()
         with nogil:
             n = rd_kafka_consume_batch_queue(self.queue, timeout_ms, self.msgs, max_records)
         if n < 0:

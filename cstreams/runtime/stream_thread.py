@@ -177,6 +177,7 @@ class StreamThread:
             _impl.log_data_path(log, str(e))
             return
         self.tasks.route = self.native.route
+        self.tasks.unroute = self.native.forget
         _impl.log_data_path(log)
 
     def _poll(self, max_records, timeout):
@@ -337,7 +338,7 @@ class StreamThread:
             self.tasks.failed = True
         if self.native is not None:
             # Before the consumer's close: librdkafka's destroy waits for the queue's refs.
-            self.tasks.route = None
+            self.tasks.route = self.tasks.unroute = None
             self.native.close()
         if self.consumer is not None:
             try:

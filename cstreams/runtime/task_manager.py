@@ -77,6 +77,7 @@ class TaskManager:
         # The native data path: route(partitions) sends the records of those (topic,
         # partition)s to its queue; called before assign() (cstreams._core.native).
         self.route = None
+        self.unroute = None         # the partitions revoked or lost: routed no more
         self.tasks = {}             # (sub id, partition) -> ManagedTask
         self.by_partition = {}      # source (topic, partition) -> ManagedTask
         self.consumed = {}          # source (topic, partition) -> next offset to commit
@@ -133,6 +134,8 @@ class TaskManager:
         if not self.failed and self.commit is not None:
             self.commit("revocation")
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=True)
+        if self.unroute is not None:
+            self.unroute([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
             consumer.incremental_unassign(partitions)
         log.info("revoked %d partition(s); %d task(s) stay (%s)", len(partitions),
@@ -144,6 +147,8 @@ class TaskManager:
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
                     "without a commit", len(partitions))
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)
+        if self.unroute is not None:
+            self.unroute([(tp.topic, tp.partition) for tp in partitions])
         if self.abort is not None and not self.failed:
             # The open transaction holds output of the lost tasks too: abort it, and
             # rewind the tasks this instance keeps.
