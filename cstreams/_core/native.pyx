@@ -103,7 +103,11 @@ def err_name(int code):
 PARTITION_EOF = RD_KAFKA_RESP_ERR__PARTITION_EOF
 
 
+# __dealloc__ destroys the queue before the reference to the consumer goes: the GC must not
+# clear that reference first (librdkafka's destroy, in the consumer's dealloc, would wait for
+# the queue).
 @cython.final
+@cython.no_gc_clear
 cdef class NativeConsumerQueue:
     """The record path of a confluent-kafka Consumer, taken in C.
 
