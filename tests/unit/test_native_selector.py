@@ -90,3 +90,26 @@ def test_failed_validation_falls_back_or_fails_when_required(fresh, caplog):
     fresh.setenv("CSTREAMS_NATIVE_KAFKA", "1")
     with pytest.raises(ExtensionsNotLoaded, match="not a confluent-kafka Consumer"):
         st._native_data_path()
+
+
+def test_consumer_errors_of_both_paths_name_topic_partition_offset(caplog):
+    """The stream loop's handling of consumer errors, as both data paths report them:
+    (topic, partition, offset, code, reason, fatal); partition EOF is not an error."""
+    from cstreams.errors import CStreamsError
+    from cstreams.internals import kafka
+    from cstreams.runtime.stream_thread import StreamThread
+
+    st = StreamThread.__new__(StreamThread)
+    st._consumer_errors([("in", 2, 17, kafka.PARTITION_EOF, "Broker: No more messages",
+                          False)])
+    with caplog.at_level(logging.WARNING, logger="cstreams"):
+        st._consumer_errors([("in", 1, 5, kafka.KafkaError._MSG_TIMED_OUT, "timed out",
+                              False), (None, -1, -1001, kafka.KafkaError._TRANSPORT,
+                                       "all brokers down", False)])
+    assert "consumer on in-1 at offset 5: timed out" in caplog.text
+    assert "consumer: all brokers down" in caplog.text
+    with pytest.raises(CStreamsError, match=r"consumer error on in-3 at offset 42: gone"):
+        st._consumer_errors([("in", 3, 42, kafka.KafkaError.UNKNOWN_TOPIC_OR_PART, "gone",
+                              False)])
+    with pytest.raises(CStreamsError, match="fatal thing"):
+        st._consumer_errors([(None, -1, -1001, kafka.KafkaError._FATAL, "fatal thing", True)])
