@@ -195,14 +195,14 @@ class StreamThread:
         # of a partition revoked in between are dropped by TaskManager.process.
         batches, errors = native.consume_batches(max_records, timeout)
         msgs = self.consumer.consume(num_messages=max_records, timeout=0)
-        n = sum(len(b.offsets) for b in batches)
         errors = [e + (False,) for e in errors]
+        n = sum(len(b.offsets) for b in batches) + len(errors)
         if msgs:
             more, more_errors = self._group_messages(msgs)
             batches = list(batches) + list(more)
             errors += [_error_of(m) for m in more_errors]
             n += len(msgs)
-        return batches, errors, n + len(errors)
+        return batches, errors, n
 
     # --- loop -----------------------------------------------------------------------------
     def run(self):
