@@ -194,7 +194,14 @@ class StreamThread:
         # after (rebalance callbacks, client errors, max.poll.interval.ms liveness). Batches
         # of a partition revoked in between are dropped by TaskManager.process.
         batches, errors = native.consume_batches(max_records, timeout)
+        moved = self.tasks.moved
+        moved.clear()
         msgs = self.consumer.consume(num_messages=max_records, timeout=0)
+        if moved and batches:
+            # A callback just now assigned or sought these partitions back (a lost
+            # partition's abort rewinds the tasks kept): their batches taken above precede
+            # that and are dropped; librdkafka fetches them again from the new position.
+            batches = [b for b in batches if (b.topic, b.partition) not in moved]
         errors = [e + (False,) for e in errors]
         n = sum(len(b.offsets) for b in batches) + len(errors)
         if msgs:

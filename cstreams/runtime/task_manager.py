@@ -99,6 +99,10 @@ class TaskManager:
         self.buffered_records_per_partition = 10_000
         self.grouped = []           # running ManagedTasks with a PartitionGroup
         self.paused = set()         # source (topic, partition)s paused by back-pressure
+        # Source (topic, partition)s assigned or sought back since the stream thread cleared
+        # it: native batches taken before that are stale (the native data path takes its
+        # records before confluent-kafka serves the rebalance callbacks of the same poll).
+        self.moved = set()
         self._watermarks = {}       # (topic, partition) -> (monotonic, high) asked of the broker
         self._start_offsets = {}    # (topic, partition) -> committed offset at assignment
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
@@ -107,6 +111,7 @@ class TaskManager:
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
+        self.moved.update((tp.topic, tp.partition) for tp in partitions)
         if self.route is not None:
             self.route([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
@@ -420,6 +425,7 @@ class TaskManager:
         if self.consumer is not None:
             for tp in seeks:
                 self.consumer.seek(tp)
+                self.moved.add((tp.topic, tp.partition))
         log.info("rewound %d task(s); %d partition(s) sought back to their committed offsets",
                  len(self.running()), len(seeks))
 

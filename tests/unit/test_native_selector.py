@@ -113,3 +113,44 @@ def test_consumer_errors_of_both_paths_name_topic_partition_offset(caplog):
                               False)])
     with pytest.raises(CStreamsError, match="fatal thing"):
         st._consumer_errors([(None, -1, -1001, kafka.KafkaError._FATAL, "fatal thing", True)])
+
+
+def test_native_batches_taken_before_a_callback_moved_their_partition_are_dropped():
+    """The native path takes its records, then confluent-kafka serves the rebalance callbacks
+    of the same poll. A partition those callbacks assign again or seek back (a lost
+    partition's abort rewinds the tasks kept) must not have its earlier batch processed: the
+    batch precedes the new position and librdkafka fetches it again. Other partitions'
+    batches stay (their positions moved on past them)."""
+    from cstreams.runtime.stream_thread import StreamThread
+    from cstreams.runtime.task_manager import TaskManager
+
+    class Batch:
+        def __init__(self, topic, partition, offsets):
+            self.topic, self.partition, self.offsets = topic, partition, offsets
+
+    class Native:
+        def consume_batches(self, max_records, timeout):
+            return [Batch("in", 0, [10, 11]), Batch("in", 1, [20, 21])], []
+
+    tasks = TaskManager.__new__(TaskManager)
+    tasks.moved = set()
+
+    class Consumer:
+        def consume(self, num_messages, timeout):
+            tasks.moved.add(("in", 1))      # e.g. rewind_all's seek of in-1
+            return []
+
+    st = StreamThread.__new__(StreamThread)
+    st.native, st.tasks, st.consumer = Native(), tasks, Consumer()
+    batches, errors, polled = st._poll(100, 0.0)
+    assert [(b.topic, b.partition) for b in batches] == [("in", 0)]
+    assert errors == [] and polled == 2      # what is left to process
+
+    class Quiet:
+        def consume(self, num_messages, timeout):
+            return []
+
+    tasks.moved.add(("in", 0))              # moved before this poll's take: not stale
+    st.consumer = Quiet()
+    batches, _errors, _n = st._poll(100, 0.0)
+    assert [(b.partition) for b in batches] == [0, 1]
