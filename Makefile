@@ -10,7 +10,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams/_core/*.pxd \
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard cstreams/_core/*.pyx cstreams/_core/*.pxd cstreams/_core/*.h \
 		cstreams/_pure/*.py)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -44,6 +44,15 @@ install: $(STAMP)
 # user's machine) pass 1 runs over Tansu, says so, and pass 3 is part of it. KAFKA=1 requires
 # Kafka (the default when CI=true, as .ci/run), KAFKA=0 runs pass 1 over Tansu.
 KAFKA ?= $(if $(filter true,$(CI)),1,auto)
+# Pass 1 runs the compiled core on the native consumer data path (cstreams._core.native, issue
+# 18; pass 2's pure twins never use it): step 2b runs these few end-to-end tests on the compiled
+# core with it turned off, so that confluent-kafka's consume() path of the compiled core stays
+# tested without a third full pass.
+CONFLUENT_PATH_TESTS = tests/integration/test_app_wordcount.py \
+	tests/integration/test_app_batches.py \
+	tests/integration/test_app_handlers.py::test_fail_stops_with_coordinates_and_commits_nothing_past_it \
+	tests/integration/test_app_eos.py::test_eos_no_fault_every_update_once_and_each_transaction_holds_its_interval \
+	tests/unit/test_native_selector.py
 PYTEST = $(PY) -m pytest -q --timeout=600 --durations=15
 test: install
 	@if [ "$(KAFKA)" = 1 ] || { [ "$(KAFKA)" = auto ] && command -v java >/dev/null && command -v mvn >/dev/null; }; then \
@@ -58,6 +67,8 @@ test: install
 	fi; \
 	echo "make test [2/3]: pure-Python twins; integration over Tansu"; \
 	CSTREAMS_TEST_BROKER=tansu CSTREAMS_NO_EXTENSIONS=1 $(PYTEST) -m "not slow and not tansu_launcher and not runtime_faults" || exit 1; \
+	echo "make test [2b]: compiled core on confluent-kafka's consume() (CSTREAMS_NATIVE_KAFKA=0); a few integration tests over Tansu"; \
+	CSTREAMS_TEST_BROKER=tansu CSTREAMS_REQUIRE_EXTENSIONS=1 CSTREAMS_NATIVE_KAFKA=0 $(PYTEST) $(CONFLUENT_PATH_TESTS) || exit 1; \
 	if [ -z "$$SKIP3" ]; then \
 		echo "make test [3/3]: compiled core; Tansu launcher and make demo"; \
 		CSTREAMS_TEST_BROKER=tansu CSTREAMS_REQUIRE_EXTENSIONS=1 $(PYTEST) -m tansu_launcher tests/integration/test_devbroker.py; \

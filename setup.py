@@ -56,7 +56,10 @@ def extensions():
     _stale_one_source_c_files(modules)
     exts = [
         Extension(f"cstreams._core.{name}", [path], define_macros=macros,
-                  extra_compile_args=["-O2"] if not DEBUG else ["-O0", "-g"])
+                  extra_compile_args=["-O2"] if not DEBUG else ["-O0", "-g"],
+                  # native: dlopen/dlsym of the librdkafka confluent-kafka loaded (no link
+                  # to librdkafka itself; libdl is part of libc on glibc >= 2.34)
+                  libraries=["dl"] if name == "native" else [])
         for name, path in modules
     ]
     return cythonize(exts, compiler_directives=directives, annotate=DEBUG,

@@ -17,8 +17,13 @@ Variants:
   floor-before  the floor as it was before it matched cstreams (every delivery reported, the
                 JSON value produced back, default GC)
   handwritten   a careful confluent-kafka + rocksdict batch loop doing W1
-  cstreams      W1 as a cstreams topology (bench/e2e/w1_cstreams.py), at-least-once
+  cstreams      W1 as a cstreams topology (bench/e2e/w1_cstreams.py), at-least-once, on
+                confluent-kafka's consume() (CSTREAMS_NATIVE_KAFKA=0, as every cstreams
+                variant not named -native)
   cstreams-eos  the same with processing_guarantee="exactly_once_v2"
+  cstreams-native, cstreams-native-eos
+                the same two on the native consumer data path (CSTREAMS_NATIVE_KAFKA=1:
+                records taken from librdkafka in C, cstreams._core.native, issue 18)
   cstreams-no-gc, -no-produce, -no-keys, -no-checkpoint, cstreams-before
                 cstreams at-least-once with one optimisation (all of them for "before")
                 switched off in the worker (bench/e2e/ablate.py): each one's effect measured
@@ -70,6 +75,8 @@ VARIANTS = {
     "handwritten": ("handwritten.py", []),
     "cstreams": ("w1_cstreams.py", ["--guarantee", "at_least_once"]),
     "cstreams-eos": ("w1_cstreams.py", ["--guarantee", "exactly_once_v2"]),
+    "cstreams-native": ("w1_cstreams.py", ["--guarantee", "at_least_once"]),
+    "cstreams-native-eos": ("w1_cstreams.py", ["--guarantee", "exactly_once_v2"]),
     # Ablations (bench/e2e/ablate.py): cstreams at-least-once with one optimisation switched
     # off, or all of them ("before"); not run by default.
     "cstreams-no-gc": ("w1_cstreams.py", ["--ablate", "gc"]),
@@ -88,8 +95,10 @@ VARIANTS = {
     "kstreams-dsl-eos": ("kstreams.py", ["--api", "dsl", "--guarantee", "exactly_once_v2"]),
 }
 KSTREAMS = ("kstreams-papi", "kstreams-papi-eos", "kstreams-dsl", "kstreams-dsl-eos")
-DEFAULT_VARIANTS = ("floor-before", "floor", "handwritten", "cstreams", "cstreams-eos")
-COUNTING = {"handwritten", "cstreams", "cstreams-eos", "cstreams-no-gc", "cstreams-no-produce",
+DEFAULT_VARIANTS = ("floor-before", "floor", "handwritten", "cstreams", "cstreams-eos",
+                    "cstreams-native", "cstreams-native-eos")
+COUNTING = {"handwritten", "cstreams", "cstreams-eos", "cstreams-native", "cstreams-native-eos",
+            "cstreams-no-gc", "cstreams-no-produce",
             "cstreams-no-keys", "cstreams-no-checkpoint", "cstreams-before", "cstreams-5ms",
             "cstreams-100k", "kstreams-papi", "kstreams-papi-eos"}
 # Counting variants whose output a record cache deduplicates per key between commits: each
@@ -256,6 +265,9 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
         cmd = ["py-spy", "record", "--native", "--rate", str(args.profile_rate),
                "--format", "speedscope", "-o", str(profile), "--", *cmd]
     env = dict(os.environ)
+    if variant.startswith("cstreams"):
+        # The consumer data path: native only where the variant says so (issue 18).
+        env["CSTREAMS_NATIVE_KAFKA"] = "1" if "-native" in variant else "0"
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"

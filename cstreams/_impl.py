@@ -34,6 +34,10 @@ MODULES = (
     "windowing",
 )
 
+# Compiled modules with no pure twin, each chosen by a selector of its own below: the native
+# consumer data path (issue 18).
+COMPILED_ONLY = ("native",)
+
 
 def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
@@ -84,3 +88,86 @@ context = _mods["context"]
 nodes = _mods["nodes"]
 joining = _mods["joining"]
 windowing = _mods["windowing"]
+
+
+# --- the native data path (issue 18) ------------------------------------------------------
+# The consumer's records taken from librdkafka in C (cstreams._core.native) instead of one
+# confluent-kafka Message per record. Used when available on the compiled core;
+# CSTREAMS_NATIVE_KAFKA=0 turns it off, =1 requires it (an error naming why it is not
+# available); the pure-Python twins never use it.
+# confluent-kafka major versions whose Handle layout (PyObject_HEAD, rd_kafka_t *rk, ...) and
+# conf opaque (the Handle) were checked in its source; the pointer is verified at run time too.
+NATIVE_KAFKA_CHECKED_MAJOR = (2,)
+
+_native_state = None    # (module or None, reason it is not used or None)
+_native_logged = False
+
+
+def _native_mode():
+    raw = os.environ.get("CSTREAMS_NATIVE_KAFKA", "").strip().lower()
+    if raw in ("", "auto"):
+        return "auto"
+    return "off" if raw in ("0", "false", "no", "off") else "on"
+
+
+def _native_probe():
+    """(module, None) when the native data path can be used, else (None, reason)."""
+    mode = _native_mode()
+    if mode == "off":
+        return None, "CSTREAMS_NATIVE_KAFKA=0"
+    if IMPLEMENTATION != "compiled":
+        return None, "the pure-Python twins are in use"
+    try:
+        native = importlib.import_module("cstreams._core.native")
+    except ImportError as e:
+        return None, f"cstreams._core.native did not load ({e})"
+    from cstreams.internals import kafka
+
+    cimpl_path, libversion, consumer_type, client_version = kafka.native_client_info()
+    major = int(client_version.split(".")[0])
+    if major not in NATIVE_KAFKA_CHECKED_MAJOR:
+        return None, (f"confluent-kafka {client_version}: its client layout was checked for "
+                      f"major version(s) {NATIVE_KAFKA_CHECKED_MAJOR} only")
+    reason = native.load(cimpl_path, libversion, consumer_type)
+    if reason is not None:
+        return None, reason
+    return native, None
+
+
+def native_kafka():
+    """The loaded cstreams._core.native module when the native data path is to be used, else
+    None. Raises ExtensionsNotLoaded when CSTREAMS_NATIVE_KAFKA=1 and it cannot be used."""
+    global _native_state
+    if _native_state is None:
+        _native_state = _native_probe()
+    native, reason = _native_state
+    if native is None and _native_mode() == "on":
+        raise ExtensionsNotLoaded(f"CSTREAMS_NATIVE_KAFKA=1 but the native data path is not "
+                                  f"available: {reason}")
+    return native
+
+
+def native_unavailable(native_module, reason):
+    """The native path failed for one consumer (its rd_kafka_t did not validate): fall back to
+    confluent-kafka's, or raise when it is required."""
+    global _native_state
+    if _native_mode() == "on":
+        raise ExtensionsNotLoaded(f"CSTREAMS_NATIVE_KAFKA=1 but the native data path is not "
+                                  f"available: {reason}")
+    _native_state = (None, reason)
+
+
+def log_data_path(log, reason=None):
+    """Log once per process which consumer data path is used."""
+    global _native_logged
+    if _native_logged:
+        return
+    _native_logged = True
+    native, why = _native_state or (None, reason)
+    if native is not None and reason is None:
+        name, _, path = native.version()
+        log.info("consumer data path: native (librdkafka %s in C, through confluent-kafka's "
+                 "extension: %s)", name, path)
+    else:
+        log.info("consumer data path: confluent-kafka's consume() (native path not used: %s)",
+                 reason or why)

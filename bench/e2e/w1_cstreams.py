@@ -55,6 +55,12 @@ class Hooks:
             self.probe.first_output(self.consumed)
             self.consumed += len(msgs)
 
+    def on_native_records(self, n: int) -> None:
+        # The native data path hands records out of its own queue, not through consume().
+        if n:
+            self.probe.first_output(self.consumed)
+            self.consumed += n
+
     def _offsets(self, tps) -> dict[int, int]:
         return {tp.partition: tp.offset for tp in tps or ()
                 if tp.topic == self.input_topic and tp.offset >= 0}
@@ -117,6 +123,31 @@ def install_hooks(hooks: Hooks) -> None:
     confluent_kafka.Producer = ProbeProducer
 
 
+def data_path() -> str:
+    from cstreams import _impl
+
+    return "native" if _impl.native_kafka() is not None else "confluent-kafka"
+
+
+def install_native_hook(hooks: Hooks) -> None:
+    """On the native data path (issue 18) records come from StreamThread._poll's native
+    queue: count them there, once per poll, as the consume() hook does on the other path."""
+    from cstreams.runtime import stream_thread
+
+    poll = stream_thread.StreamThread._poll
+
+    def _poll(self, max_records, timeout):
+        native = self.native
+        if native is None:
+            return poll(self, max_records, timeout)
+        before = native.consumed
+        out = poll(self, max_records, timeout)
+        hooks.on_native_records(native.consumed - before)   # consume()'s are hooked there
+        return out
+
+    stream_thread.StreamThread._poll = _poll
+
+
 def main() -> None:
     args = parse_args(__doc__)
     variant = "cstreams" if args.guarantee == "at_least_once" else "cstreams-eos"
@@ -126,6 +157,7 @@ def main() -> None:
 
     import cstreams as cs
 
+    install_native_hook(hooks)
     ablated = [a.strip() for a in args.ablate.split(",") if a.strip()]
     if ablated:
         from ablate import apply
@@ -164,6 +196,7 @@ def main() -> None:
         m = app.metrics()
         result = probe.report(variant, commit_interval_ms=args.commit_interval_ms,
                               implementation=cs.IMPLEMENTATION,
+                              data_path=data_path(),
                               poll_size=m.get("poll_size"),
                               batch_latency_ms_p50=m.get("batch_latency_ms_p50"),
                               batch_latency_ms_p99=m.get("batch_latency_ms_p99"),

@@ -73,6 +73,17 @@ def check_settings(kind, conf):
     return None
 
 
+def native_client_info():
+    """What the native data path (cstreams._core.native) needs to find confluent-kafka's
+    librdkafka: (path of confluent-kafka's extension module, the librdkafka version it
+    reports, its Consumer type, confluent-kafka's version)."""
+    import confluent_kafka
+    from confluent_kafka import cimpl
+
+    return (cimpl.__file__, confluent_kafka.libversion()[1], cimpl.Consumer,
+            confluent_kafka.version()[0])
+
+
 def make_admin(conf) -> AdminClient:
     return AdminClient(_with_logger(conf))
 
@@ -103,4 +114,5 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "native_client_info",
 ]

@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 
-from cstreams._impl import grouping
+from cstreams import _impl
+from cstreams._impl import grouping, record
 from cstreams.errors import CStreamsError, TaskMigratedError
 from cstreams.internals import kafka
 from cstreams.runtime import topics
@@ -77,6 +78,7 @@ class StreamThread:
         self.started_event = threading.Event()
         self.error = None
         self.consumer = None
+        self.native = None          # NativeConsumerQueue when the native data path is used
         self.collector = None
         self.changelog_producer = None
         self.restorer = None
@@ -142,6 +144,7 @@ class StreamThread:
         self.tasks.buffered_records_per_partition = app.buffered_records_per_partition
         self.consumer = kafka.make_consumer(confs["consumer"])
         self.tasks.consumer = self.consumer
+        self._native_data_path()
         if eos:
             self.committer = TransactionalCommitter(self.consumer, self.tasks, self.transaction)
             self.tasks.abort = self.committer.abort
@@ -158,6 +161,55 @@ class StreamThread:
                                 on_revoke=self.tasks.on_revoke, on_lost=self.tasks.on_lost)
         log.info("%s: started (%s), subscribed to %s, state in %s", app.application_id,
                  app.processing_guarantee, ", ".join(subscription), app.state_dir)
+
+    def _native_data_path(self):
+        """Take the consumer's records through cstreams._core.native when the selector says
+        so; confluent-kafka's consumer keeps everything else."""
+        native = _impl.native_kafka()
+        if native is None:
+            _impl.log_data_path(log)
+            return
+        try:
+            self.native = native.NativeConsumerQueue(self.consumer, record.RecordBatch,
+                                                     self.app.max_poll_records)
+        except native.NativeUnavailable as e:
+            _impl.native_unavailable(native, str(e))
+            _impl.log_data_path(log, str(e))
+            return
+        self.tasks.route = self.native.route
+        self.tasks.unroute = self.native.forget
+        _impl.log_data_path(log)
+
+    def _poll(self, max_records, timeout):
+        """One poll: (batches, errors, records). Errors are (topic, partition, offset,
+        code, reason, fatal) tuples."""
+        native = self.native
+        if native is None:
+            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout)
+            if not msgs:
+                return (), (), 0
+            batches, errors = self._group_messages(msgs)
+            return batches, [_error_of(m) for m in errors], len(msgs)
+        # Records wait on the native queue; the consumer queue is served with no wait right
+        # after (rebalance callbacks, client errors, max.poll.interval.ms liveness). Batches
+        # of a partition revoked in between are dropped by TaskManager.process.
+        batches, errors = native.consume_batches(max_records, timeout)
+        moved = self.tasks.moved
+        moved.clear()
+        msgs = self.consumer.consume(num_messages=max_records, timeout=0)
+        if moved and batches:
+            # A callback just now assigned or sought these partitions back (a lost
+            # partition's abort rewinds the tasks kept): their batches taken above precede
+            # that and are dropped; librdkafka fetches them again from the new position.
+            batches = [b for b in batches if (b.topic, b.partition) not in moved]
+        errors = [e + (False,) for e in errors]
+        n = sum(len(b.offsets) for b in batches) + len(errors)
+        if msgs:
+            more, more_errors = self._group_messages(msgs)
+            batches = list(batches) + list(more)
+            errors += [_error_of(m) for m in more_errors]
+            n += len(msgs)
+        return batches, errors, n
 
     # --- loop -----------------------------------------------------------------------------
     def run(self):
@@ -222,7 +274,7 @@ class StreamThread:
 
     def _stream_loop(self):
         app = self.app
-        consume = self.consumer.consume
+        poll = self._poll
         poll_size = self.poll_size
         max_records = poll_size.size
         poll_timeout = app.poll_timeout_ms / 1000.0
@@ -245,17 +297,16 @@ class StreamThread:
                     tasks.restored(task, offsets)
             if global_state is not None:
                 global_state.poll()
-            msgs = consume(num_messages=max_records, timeout=0 if restoring else poll_timeout)
-            if msgs:
+            batches, errors, polled = poll(max_records, 0 if restoring else poll_timeout)
+            if polled:
                 t0 = clock()
-                batches, errors = self._group_messages(msgs)
                 if errors:
                     self._consumer_errors(errors)
                 for batch in batches:
                     metrics.records_in += tasks.process(batch)
                     metrics.batches_in += 1
-                max_records = poll_size.observe(len(msgs), clock() - t0)
-                msgs = batches = None
+                max_records = poll_size.observe(polled, clock() - t0)
+            batches = errors = None
             if tasks.grouped:
                 metrics.records_in += tasks.process_buffered(int(time.time() * 1000))
             poll_producers()
@@ -270,15 +321,14 @@ class StreamThread:
             metrics.maybe_report(now, self)
 
     def _consumer_errors(self, errors):
-        for m in errors:
-            err = m.error()
-            if err.code() == kafka.PARTITION_EOF:
+        for topic, partition, offset, code, reason, fatal in errors:
+            if code == kafka.PARTITION_EOF:
                 continue
-            if err.fatal() or err.code() in (kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
-                                             kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED):
-                raise CStreamsError(f"consumer error on {m.topic()}-{m.partition()}: "
-                                    f"{err.str()}")
-            log.warning("consumer: %s", err.str())
+            where = "" if topic is None else f" on {topic}-{partition} at offset {offset}"
+            if fatal or code in (kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                 kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED):
+                raise CStreamsError(f"consumer error{where}: {reason}")
+            log.warning("consumer%s: %s", where, reason)
 
     # --- shutdown -------------------------------------------------------------------------
     def _shutdown(self, clean):
@@ -293,6 +343,10 @@ class StreamThread:
                 self.tasks.failed = True
         if self.tasks is not None and not clean:
             self.tasks.failed = True
+        if self.native is not None:
+            # Before the consumer's close: librdkafka's destroy waits for the queue's refs.
+            self.tasks.route = self.tasks.unroute = None
+            self.native.close()
         if self.consumer is not None:
             try:
                 self.consumer.close()
@@ -320,3 +374,10 @@ class StreamThread:
 
     def stop(self):
         self.stop_event.set()
+
+
+def _error_of(m):
+    """A confluent-kafka error Message as the (topic, partition, offset, code, reason,
+    fatal) tuple the stream loop handles for both data paths."""
+    err = m.error()
+    return (m.topic(), m.partition(), m.offset(), err.code(), err.str(), err.fatal())

@@ -74,6 +74,10 @@ class TaskManager:
         self.changelog_producer = changelog_producer
         self.restorer = restorer
         self.consumer = None
+        # The native data path: route(partitions) sends the records of those (topic,
+        # partition)s to its queue; called before assign() (cstreams._core.native).
+        self.route = None
+        self.unroute = None         # the partitions revoked or lost: routed no more
         self.tasks = {}             # (sub id, partition) -> ManagedTask
         self.by_partition = {}      # source (topic, partition) -> ManagedTask
         self.consumed = {}          # source (topic, partition) -> next offset to commit
@@ -95,6 +99,10 @@ class TaskManager:
         self.buffered_records_per_partition = 10_000
         self.grouped = []           # running ManagedTasks with a PartitionGroup
         self.paused = set()         # source (topic, partition)s paused by back-pressure
+        # Source (topic, partition)s assigned or sought back since the stream thread cleared
+        # it: native batches taken before that are stale (the native data path takes its
+        # records before confluent-kafka serves the rebalance callbacks of the same poll).
+        self.moved = set()
         self._watermarks = {}       # (topic, partition) -> (monotonic, high) asked of the broker
         self._start_offsets = {}    # (topic, partition) -> committed offset at assignment
         self.closed_node_metrics = {}   # task_id -> node name -> Counter(records, batches)
@@ -103,6 +111,9 @@ class TaskManager:
 
     # --- rebalance callbacks (run inside consumer.consume()) -------------------------------
     def on_assign(self, consumer, partitions):
+        self.moved.update((tp.topic, tp.partition) for tp in partitions)
+        if self.route is not None:
+            self.route([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
             # Only the partitions added: the others keep their positions and keep running.
             consumer.incremental_assign(partitions)
@@ -128,6 +139,8 @@ class TaskManager:
         if not self.failed and self.commit is not None:
             self.commit("revocation")
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=True)
+        if self.unroute is not None:
+            self.unroute([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
             consumer.incremental_unassign(partitions)
         log.info("revoked %d partition(s); %d task(s) stay (%s)", len(partitions),
@@ -139,6 +152,8 @@ class TaskManager:
         log.warning("lost %d partition(s) (no longer a group member): closing their tasks "
                     "without a commit", len(partitions))
         self._close_partitions([(tp.topic, tp.partition) for tp in partitions], clean=False)
+        if self.unroute is not None:
+            self.unroute([(tp.topic, tp.partition) for tp in partitions])
         if self.abort is not None and not self.failed:
             # The open transaction holds output of the lost tasks too: abort it, and
             # rewind the tasks this instance keeps.
@@ -410,6 +425,7 @@ class TaskManager:
         if self.consumer is not None:
             for tp in seeks:
                 self.consumer.seek(tp)
+                self.moved.add((tp.topic, tp.partition))
         log.info("rewound %d task(s); %d partition(s) sought back to their committed offsets",
                  len(self.running()), len(seeks))
 
