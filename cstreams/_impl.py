@@ -35,7 +35,7 @@ MODULES = (
 )
 
 # Compiled modules with no pure twin, each chosen by a selector of its own below: the native
-# consumer data path (issue 18).
+# data path (issue 18).
 COMPILED_ONLY = ("native",)
 
 
@@ -92,7 +92,8 @@ windowing = _mods["windowing"]
 
 # --- the native data path (issue 18) ------------------------------------------------------
 # The consumer's records taken from librdkafka in C (cstreams._core.native) instead of one
-# confluent-kafka Message per record. Used when available on the compiled core;
+# confluent-kafka Message per record, and the sinks' and changelogs' records produced in C on
+# a producer of cstreams' own instead of one produce() call per record. Used when available on the compiled core;
 # CSTREAMS_NATIVE_KAFKA=0 turns it off, =1 requires it (an error naming why it is not
 # available); the pure-Python twins never use it.
 # confluent-kafka major versions whose Handle layout (PyObject_HEAD, rd_kafka_t *rk, ...) and
@@ -123,15 +124,22 @@ def _native_probe():
         return None, f"cstreams._core.native did not load ({e})"
     from cstreams.internals import kafka
 
-    cimpl_path, libversion, consumer_type, client_version = kafka.native_client_info()
+    (cimpl_path, libversion, consumer_type, client_version, error_type,
+     exception_type) = kafka.native_client_info()
     major = int(client_version.split(".")[0])
     if major not in NATIVE_KAFKA_CHECKED_MAJOR:
         return None, (f"confluent-kafka {client_version}: its client layout was checked for "
                       f"major version(s) {NATIVE_KAFKA_CHECKED_MAJOR} only")
-    reason = native.load(cimpl_path, libversion, consumer_type)
+    reason = native.load(cimpl_path, libversion, consumer_type, error_type, exception_type)
     if reason is not None:
         return None, reason
     return native, None
+
+
+def _native_required(reason):
+    if _native_mode() == "on":
+        raise ExtensionsNotLoaded(f"CSTREAMS_NATIVE_KAFKA=1 but the native data path is not "
+                                  f"available: {reason}")
 
 
 def native_kafka():
@@ -141,9 +149,8 @@ def native_kafka():
     if _native_state is None:
         _native_state = _native_probe()
     native, reason = _native_state
-    if native is None and _native_mode() == "on":
-        raise ExtensionsNotLoaded(f"CSTREAMS_NATIVE_KAFKA=1 but the native data path is not "
-                                  f"available: {reason}")
+    if native is None:
+        _native_required(reason)
     return native
 
 
@@ -151,10 +158,19 @@ def native_unavailable(native_module, reason):
     """The native path failed for one consumer (its rd_kafka_t did not validate): fall back to
     confluent-kafka's, or raise when it is required."""
     global _native_state
-    if _native_mode() == "on":
-        raise ExtensionsNotLoaded(f"CSTREAMS_NATIVE_KAFKA=1 but the native data path is not "
-                                  f"available: {reason}")
+    _native_required(reason)
     _native_state = (None, reason)
+
+
+def native_producer_unavailable(reason):
+    """One producer's settings keep it on confluent-kafka's Producer (a Python callback only
+    it takes): logged, or raised when the native path is required. Other clients go on
+    natively."""
+    _native_required(reason)
+    import logging
+
+    logging.getLogger("cstreams.native").info(
+        "a producer stays on confluent-kafka's Producer: %s", reason)
 
 
 def log_data_path(log, reason=None):
@@ -166,8 +182,8 @@ def log_data_path(log, reason=None):
     native, why = _native_state or (None, reason)
     if native is not None and reason is None:
         name, _, path = native.version()
-        log.info("consumer data path: native (librdkafka %s in C, through confluent-kafka's "
-                 "extension: %s)", name, path)
+        log.info("data path: native consumer and producer (librdkafka %s in C, through "
+                 "confluent-kafka's extension: %s)", name, path)
     else:
-        log.info("consumer data path: confluent-kafka's consume() (native path not used: %s)",
-                 reason or why)
+        log.info("data path: confluent-kafka's consume() and produce() (native path not "
+                 "used: %s)", reason or why)

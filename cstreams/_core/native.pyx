@@ -20,7 +20,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLongLong
-from cpython.ref cimport Py_INCREF, PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc, realloc
 
@@ -32,6 +32,8 @@ MIN_VERSION = 0x020000FF
 cdef bint _loaded = False
 _unavailable = "not loaded"
 _consumer_type = None
+_KafkaError = None
+_KafkaException = None
 
 
 class NativeUnavailable(Exception):
@@ -45,11 +47,14 @@ class NativeUnavailable(Exception):
 # handle is a consumer.
 
 
-def load(str cimpl_path, int expected_version, consumer_type):
+def load(str cimpl_path, int expected_version, consumer_type, kafka_error_type,
+         kafka_exception_type):
     """Resolve librdkafka through confluent-kafka's extension at ``cimpl_path``. Returns None
     when the native path is usable, else the reason it is not. ``expected_version`` is
-    confluent_kafka.libversion()[1]: the library found must be that one."""
-    global _loaded, _unavailable, _consumer_type
+    confluent_kafka.libversion()[1]: the library found must be that one. The native producer
+    raises and reports errors as confluent-kafka's ``kafka_exception_type`` and
+    ``kafka_error_type``, so that the runtime handles both paths' errors alike."""
+    global _loaded, _unavailable, _consumer_type, _KafkaError, _KafkaException
     if _loaded:
         return None
     cdef bytes path = cimpl_path.encode()
@@ -75,6 +80,8 @@ def load(str cimpl_path, int expected_version, consumer_type):
                         "the oldest the native data path was checked against")
         return _unavailable
     _consumer_type = consumer_type
+    _KafkaError = kafka_error_type
+    _KafkaException = kafka_exception_type
     _loaded = True
     _unavailable = None
     return None
@@ -288,16 +295,10 @@ cdef class NativeConsumerQueue:
                 continue
             m = self.msgs[i]
             grp = &self.groups[g]
-            if m.key == NULL:
-                o = None
-            else:
-                o = PyBytes_FromStringAndSize(<char *>m.key, m.key_len)
+            o = _bytes_or_none(m.key, m.key_len)
             Py_INCREF(o)
             PyList_SET_ITEM(<object>grp.keys, grp.fill, o)
-            if m.payload == NULL:
-                o = None
-            else:
-                o = PyBytes_FromStringAndSize(<char *>m.payload, m.len)
+            o = _bytes_or_none(m.payload, m.len)
             Py_INCREF(o)
             PyList_SET_ITEM(<object>grp.values, grp.fill, o)
             o = PyLong_FromLongLong(rd_kafka_message_timestamp(m, &tstype))
@@ -321,7 +322,11 @@ cdef class NativeConsumerQueue:
         return out, errors
 
 
-cdef str _topic(rd_kafka_message_t *m):
+cdef inline object _bytes_or_none(const void *data, size_t size):
+    return None if data == NULL else PyBytes_FromStringAndSize(<const char *>data, size)
+
+
+cdef str _topic(const rd_kafka_message_t *m):
     if m.rkt == NULL:
         return None
     return rd_kafka_topic_name(m.rkt).decode(errors="replace")
@@ -335,6 +340,494 @@ cdef list _headers(rd_kafka_headers_t *hdrs):
     cdef list out = []
     while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR:
         out.append((name.decode(errors="replace"),
-                    None if val == NULL else PyBytes_FromStringAndSize(<char *>val, size)))
+                    _bytes_or_none(val, size)))
         idx += 1
     return out
+
+
+# --- the native producer -------------------------------------------------------------------
+# A producer of cstreams' own on confluent-kafka's librdkafka: confluent-kafka's delivery
+# callback drops the report of a message it did not produce itself, so records cannot be
+# produced natively on its handle without losing their errors. This one has a delivery
+# callback of its own, in C: a report goes to Python only when it is a failure, carries a
+# per-record callback, or a default one was asked for (the at-least-once changelog producer
+# needs every acknowledged offset); a successful report nobody asked for costs a comparison.
+# It offers what the runtime uses of confluent_kafka.Producer, with the same signatures and
+# the same errors (KafkaException carrying a KafkaError with its fatal / retriable /
+# txn_requires_abort flags), so the collector, changelog and transaction code do not care
+# which producer they hold. Python callbacks (the logger's, the delivery callbacks) run only
+# inside poll(), flush() and the transactional calls, on the caller's thread; an exception one
+# raises is re-raised by that call.
+
+# syslog levels (librdkafka) -> logging levels, as confluent-kafka maps them.
+cdef int _LOG_LEVELS[8]
+_LOG_LEVELS[:] = [50, 50, 50, 40, 30, 20, 20, 10]
+
+# Settings confluent-kafka's Producer takes as Python objects and what the native producer
+# does with them; any other callable setting (error_cb, stats_cb, throttle_cb, oauth_cb, ...)
+# keeps the runtime on confluent-kafka's Producer (NativeUnavailable).
+_PYTHON_SETTINGS = frozenset(("logger", "on_delivery"))
+
+
+cdef class DeliveryReport:
+    """The record a delivery report is about: what confluent-kafka's Message offers a delivery
+    callback (topic(), partition(), offset(), error())."""
+
+    cdef str _topic
+    cdef int32_t _partition
+    cdef int64_t _offset
+    cdef object _error
+
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def error(self):
+        return self._error
+
+    def __repr__(self):
+        return (f"DeliveryReport({self._topic!r}, {self._partition}, {self._offset}, "
+                f"{self._error!r})")
+
+
+cdef object _exception(rd_kafka_error_t *error):
+    """confluent-kafka's KafkaException for ``error``, which is destroyed."""
+    kerr = _KafkaError(<int>rd_kafka_error_code(error),
+                       rd_kafka_error_string(error).decode(errors="replace"),
+                       fatal=bool(rd_kafka_error_is_fatal(error)),
+                       retriable=bool(rd_kafka_error_is_retriable(error)),
+                       txn_requires_abort=bool(rd_kafka_error_txn_requires_abort(error)))
+    rd_kafka_error_destroy(error)
+    return _KafkaException(kerr)
+
+
+cdef int _ms(object timeout) except? -2:
+    """confluent-kafka's timeouts: seconds, None or negative for no limit."""
+    if timeout is None or timeout < 0:
+        return -1
+    return <int>(timeout * 1000)
+
+
+cdef void _dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                     void *opaque) noexcept nogil:
+    cdef _ProducerState *state = <_ProducerState *>opaque
+    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR and m._private == NULL \
+            and not state.default_callback:
+        return
+    with gil:
+        (<NativeProducer>state.owner)._delivered(m)
+
+
+cdef void _log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                  const char *buf) noexcept with gil:
+    # Served from the main queue by poll() (log.queue), so on the polling thread.
+    cdef _ProducerState *state = <_ProducerState *>rd_kafka_opaque(rk)
+    try:
+        logger = (<NativeProducer>state.owner).logger
+        if logger is not None:
+            logger.log(_LOG_LEVELS[level if 0 <= level < 8 else 7], "%s [%s] %s",
+                       fac.decode(errors="replace"), rd_kafka_name(rk).decode(errors="replace"),
+                       buf.decode(errors="replace"))
+    except BaseException:  # noqa: BLE001 - a failing logger must not break the data path
+        pass
+
+
+cdef rd_kafka_conf_t *_producer_conf(dict config, bint log_queue) except NULL:
+    cdef char errstr[512]
+    cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+    cdef bytes kb, vb
+    items = list(config.items())
+    if log_queue:
+        items.append(("log.queue", "true"))
+    for k, v in items:
+        if k in _PYTHON_SETTINGS:
+            continue
+        if callable(v) or not isinstance(v, (str, bytes, int, float, bool)):
+            rd_kafka_conf_destroy(conf)
+            raise NativeUnavailable(f"producer setting {k!r} is a {type(v).__name__}: only "
+                                    "confluent-kafka's Producer takes it")
+        if v is True or v is False:
+            v = "true" if v else "false"
+        kb = str(k).encode()
+        vb = v if isinstance(v, bytes) else str(v).encode()
+        errstr[0] = 0
+        if rd_kafka_conf_set(conf, kb, vb, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK:
+            rd_kafka_conf_destroy(conf)
+            raise _KafkaException(_KafkaError(-186, f"producer setting {k!r}: "
+                                              f"{errstr.decode(errors='replace')}"))
+    return conf
+
+
+# __dealloc__ destroys the topic handles listed in self.topics: the GC must not clear it first.
+@cython.final
+@cython.no_gc_clear
+cdef class NativeProducer:
+    """A producer whose produce loop over serialized columns runs in C (produce_columns), with
+    what the runtime uses of confluent_kafka.Producer: poll, flush, purge, len, list_topics
+    for one topic, and the transactional API."""
+
+    def __cinit__(self, dict config):
+        if not _loaded:
+            raise NativeUnavailable(_unavailable)
+        cdef char errstr[512]
+        cdef rd_kafka_conf_t *conf
+        self.topics = {}
+        self.logger = config.get("logger")
+        self.on_delivery = config.get("on_delivery")
+        conf = _producer_conf(config, self.logger is not None)
+        self.state.owner = <void *>self
+        self.state.default_callback = self.on_delivery is not None
+        rd_kafka_conf_set_dr_msg_cb(conf, _dr_msg_cb)
+        if self.logger is not None:
+            rd_kafka_conf_set_log_cb(conf, _log_cb)
+        rd_kafka_conf_set_opaque(conf, &self.state)
+        self.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
+        if self.rk == NULL:
+            rd_kafka_conf_destroy(conf)
+            raise _KafkaException(_KafkaError(-186, errstr.decode(errors="replace")))
+        if self.logger is not None:
+            rd_kafka_set_log_queue(self.rk, NULL)
+
+    def __dealloc__(self):
+        cdef rd_kafka_t *rk = self.rk
+        if rk == NULL:
+            return
+        for addr in self.topics.values():
+            rd_kafka_topic_destroy(<rd_kafka_topic_t *><size_t>addr)
+        self.topics = None
+        self.rk = NULL
+        with nogil:
+            rd_kafka_destroy(rk)
+
+    cdef rd_kafka_topic_t *_rkt(self, str topic) except NULL:
+        addr = self.topics.get(topic)
+        if addr is not None:
+            return <rd_kafka_topic_t *><size_t>addr
+        cdef bytes tb = topic.encode()
+        cdef rd_kafka_topic_t *rkt = rd_kafka_topic_new(self.rk, tb, NULL)
+        if rkt == NULL:
+            raise _KafkaException(_KafkaError(-186, f"topic {topic!r}: rd_kafka_topic_new "
+                                              "failed"))
+        self.topics[topic] = <size_t>rkt
+        return rkt
+
+    cdef void _delivered(self, const rd_kafka_message_t *m) noexcept:
+        cdef DeliveryReport report
+        callback = self.on_delivery
+        if m._private != NULL:
+            callback = <object>m._private
+            Py_DECREF(callback)     # the reference produce_columns gave the message
+        try:
+            if callback is None:
+                return
+            report = DeliveryReport.__new__(DeliveryReport)
+            report._topic = _topic(m)
+            report._partition = m.partition
+            report._offset = m.offset
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR:
+                report._error = _KafkaError(<int>m.err, rd_kafka_message_errstr(m).decode(
+                    errors="replace"))
+            callback(report._error, report)
+        except BaseException as e:
+            if self.callback_error is None:
+                self.callback_error = e
+
+    cdef int _raise_callback_error(self) except -1:
+        e = self.callback_error
+        if e is not None:
+            self.callback_error = None
+            raise e
+        return 0
+
+    def produce_columns(self, str topic, keys, values, partitions, timestamps=None,
+                        headers=None, last_on_delivery=None, double poll_timeout=0.05):
+        """Produce ``values[i]`` with ``keys[i]`` (bytes, str or None) to ``partitions[i]``
+        (an int list, or one int for all; -1: the configured partitioner), timestamp
+        ``timestamps[i]`` (None or 0: the producer's clock), headers ``headers[i]`` (None, or
+        (name, value) pairs or a dict); ``last_on_delivery``, if given, is the delivery
+        callback of the last record. What cstreams._pure.produce.produce_batch does through
+        confluent-kafka's produce(), in C: a full local queue is served by poll() and the
+        batch goes on from the record that did not fit; an error the client raises for a
+        record carries ``produced``, the number of records produced before it."""
+        cdef list ks = keys if type(keys) is list else list(keys)
+        cdef list vs = values if type(values) is list else list(values)
+        cdef list ps = None, ts = None, hs = None
+        cdef Py_ssize_t n = len(ks), i = 0, h, nh, cnt
+        cdef int32_t one_partition = 0, partition
+        cdef rd_kafka_vu_t vus[8]
+        cdef rd_kafka_vu_t *vp
+        cdef rd_kafka_vu_t *hvus = NULL
+        cdef rd_kafka_error_t *error
+        cdef rd_kafka_resp_err_t code
+        cdef rd_kafka_topic_t *rkt
+        cdef object k, v, t, hl, opaque
+        cdef bytes kb, vb
+        cdef int64_t ts_ms
+        cdef int wait_ms = <int>(poll_timeout * 1000)
+        cdef list keep
+        if self.rk == NULL:
+            raise RuntimeError("the producer is closed")
+        if len(vs) != n:
+            raise ValueError(f"produce_batch: {n} keys and {len(vs)} values")
+        if type(partitions) is int:
+            one_partition = partitions
+        else:
+            ps = partitions if type(partitions) is list else list(partitions)
+            if len(ps) != n:
+                raise ValueError(f"produce_batch: {n} keys and {len(ps)} partitions")
+        if timestamps is not None:
+            ts = timestamps if type(timestamps) is list else list(timestamps)
+            if len(ts) != n:
+                raise ValueError(f"produce_batch: {n} keys and {len(ts)} timestamps")
+        if headers is not None:
+            hs = headers if type(headers) is list else list(headers)
+            if len(hs) != n:
+                raise ValueError(f"produce_batch: {n} keys and {len(hs)} headers")
+        rkt = self._rkt(topic)
+        vus[0].vtype = RD_KAFKA_VTYPE_RKT
+        vus[0].u.rkt = rkt
+        vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+        vus[1].u.i = RD_KAFKA_MSG_F_COPY
+        vus[2].vtype = RD_KAFKA_VTYPE_PARTITION
+        vus[3].vtype = RD_KAFKA_VTYPE_VALUE
+        vus[4].vtype = RD_KAFKA_VTYPE_KEY
+        try:
+            while i < n:
+                partition = one_partition if ps is None else <int32_t>ps[i]
+                vus[2].u.i32 = partition
+                v = vs[i]
+                if type(v) is not bytes and v is not None:
+                    v = _as_bytes(v, "value", topic, i)
+                vb = v
+                k = ks[i]
+                if type(k) is not bytes and k is not None:
+                    k = _as_bytes(k, "key", topic, i)
+                kb = k
+                if vb is None:
+                    vus[3].u.mem.ptr = NULL
+                    vus[3].u.mem.size = 0
+                else:
+                    vus[3].u.mem.ptr = <char *>vb
+                    vus[3].u.mem.size = len(vb)
+                if kb is None:
+                    vus[4].u.mem.ptr = NULL
+                    vus[4].u.mem.size = 0
+                else:
+                    vus[4].u.mem.ptr = <char *>kb
+                    vus[4].u.mem.size = len(kb)
+                cnt = 5
+                if ts is not None:
+                    t = ts[i]
+                    if t is not None:
+                        ts_ms = t
+                        if ts_ms:
+                            vus[cnt].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+                            vus[cnt].u.i64 = ts_ms
+                            cnt += 1
+                opaque = None
+                if last_on_delivery is not None and i == n - 1:
+                    opaque = last_on_delivery
+                    vus[cnt].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vus[cnt].u.ptr = <void *>opaque
+                    cnt += 1
+                vp = vus
+                hl = None if hs is None else hs[i]
+                if hl:
+                    if isinstance(hl, dict):
+                        hl = list(hl.items())
+                    nh = len(hl)
+                    free(hvus)
+                    hvus = <rd_kafka_vu_t *>malloc((cnt + nh) * sizeof(rd_kafka_vu_t))
+                    if hvus == NULL:
+                        raise MemoryError()
+                    for h in range(cnt):
+                        hvus[h] = vus[h]
+                    # The encoded names and values live until the record is produced.
+                    keep = []
+                    for h in range(nh):
+                        name, hv = hl[h]
+                        name = _as_bytes(name, "header name", topic, i)
+                        keep.append(name)
+                        hvus[cnt + h].vtype = RD_KAFKA_VTYPE_HEADER
+                        hvus[cnt + h].u.header.name = <char *>name
+                        if hv is None:
+                            hvus[cnt + h].u.header.val = NULL
+                            hvus[cnt + h].u.header.size = -1
+                        else:
+                            if type(hv) is not bytes:
+                                hv = _as_bytes(hv, "header value", topic, i)
+                            keep.append(hv)
+                            hvus[cnt + h].u.header.val = <char *>hv
+                            hvus[cnt + h].u.header.size = len(<bytes>hv)
+                    vp = hvus
+                    cnt += nh
+                if opaque is not None:
+                    Py_INCREF(opaque)   # released by the delivery report
+                error = rd_kafka_produceva(self.rk, vp, cnt)
+                if error != NULL:
+                    if opaque is not None:
+                        Py_DECREF(opaque)
+                    code = rd_kafka_error_code(error)
+                    if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                        rd_kafka_error_destroy(error)
+                        self.queue_full_waits += 1
+                        with nogil:
+                            rd_kafka_poll(self.rk, wait_ms)
+                        self._raise_callback_error()
+                        continue
+                    raise _exception(error)
+                i += 1
+        except BaseException as e:
+            # Which record the client refused (cstreams.record_errors.send_failed).
+            e.produced = i
+            raise
+        finally:
+            free(hvus)
+            self.produced += i
+        return n
+
+    def produce(self, topic, value=None, key=None, partition=-1, on_delivery=None,
+                callback=None, timestamp=0, headers=None):
+        """One record, as confluent-kafka's produce() takes it (positionally too)."""
+        return self.produce_columns(topic, [key], [value], partition, [timestamp],
+                                    None if headers is None else [headers],
+                                    on_delivery if on_delivery is not None else callback)
+
+    def poll(self, timeout=None):
+        cdef int ms = _ms(timeout), served
+        with nogil:
+            served = rd_kafka_poll(self.rk, ms)
+        self._raise_callback_error()
+        return served
+
+    def flush(self, timeout=None):
+        """Wait until every record is acknowledged or failed (delivery callbacks served);
+        returns how many are still queued or in flight."""
+        cdef int ms = _ms(timeout)
+        with nogil:
+            rd_kafka_flush(self.rk, ms)
+        self._raise_callback_error()
+        return rd_kafka_outq_len(self.rk)
+
+    def __len__(self):
+        return rd_kafka_outq_len(self.rk)
+
+    def purge(self, in_queue=True, in_flight=True, blocking=True):
+        """Drop queued (and in-flight) records; their reports say _PURGE_QUEUE/_INFLIGHT."""
+        cdef int flags = ((RD_KAFKA_PURGE_F_QUEUE if in_queue else 0)
+                          | (RD_KAFKA_PURGE_F_INFLIGHT if in_flight else 0)
+                          | (0 if blocking else 0x4))
+        cdef rd_kafka_resp_err_t err = rd_kafka_purge(self.rk, flags)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR:
+            raise _KafkaException(_KafkaError(<int>err))
+
+    def list_topics(self, str topic, timeout=None):
+        """Metadata of one topic, shaped as confluent-kafka's: ``.topics[topic]`` with
+        ``.partitions`` (a dict keyed by partition id) and ``.error``."""
+        cdef const rd_kafka_metadata_t *md = NULL
+        cdef rd_kafka_topic_t *rkt = self._rkt(topic)
+        cdef int ms = _ms(timeout)
+        cdef rd_kafka_resp_err_t err
+        cdef int i
+        with nogil:
+            err = rd_kafka_metadata(self.rk, 0, rkt, &md, ms)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR:
+            raise _KafkaException(_KafkaError(<int>err))
+        topics = {}
+        try:
+            for i in range(md.topic_cnt):
+                name = md.topics[i].topic.decode(errors="replace")
+                topics[name] = TopicMetadata(
+                    name, dict.fromkeys(range(md.topics[i].partition_cnt)),
+                    None if md.topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR
+                    else _KafkaError(<int>md.topics[i].err))
+        finally:
+            rd_kafka_metadata_destroy(md)
+        return ClusterMetadata(topics)
+
+    # --- transactions (KIP-98 / KIP-447), as confluent-kafka's -----------------------------
+    def init_transactions(self, timeout=None):
+        cdef int ms = _ms(timeout)
+        cdef rd_kafka_error_t *error
+        with nogil:
+            error = rd_kafka_init_transactions(self.rk, ms)
+        self._transactional_result(error)
+
+    def begin_transaction(self):
+        self._transactional_result(rd_kafka_begin_transaction(self.rk))
+
+    def send_offsets_to_transaction(self, positions, bytes group_metadata, timeout=None):
+        """``positions``: TopicPartitions (the next offset to read); ``group_metadata``: what
+        the consumer's consumer_group_metadata() returned (librdkafka's serialized form)."""
+        cdef int ms = _ms(timeout)
+        cdef rd_kafka_error_t *error
+        cdef rd_kafka_consumer_group_metadata_t *cgmd = NULL
+        cdef rd_kafka_topic_partition_list_t *offsets
+        cdef rd_kafka_topic_partition_t *part
+        error = rd_kafka_consumer_group_metadata_read(&cgmd, <char *>group_metadata,
+                                                      len(group_metadata))
+        if error != NULL:
+            raise _exception(error)
+        offsets = rd_kafka_topic_partition_list_new(len(positions))
+        try:
+            for tp in positions:
+                part = rd_kafka_topic_partition_list_add(offsets, tp.topic.encode(),
+                                                         tp.partition)
+                part.offset = tp.offset
+            with nogil:
+                error = rd_kafka_send_offsets_to_transaction(self.rk, offsets, cgmd, ms)
+        finally:
+            rd_kafka_topic_partition_list_destroy(offsets)
+            rd_kafka_consumer_group_metadata_destroy(cgmd)
+        self._transactional_result(error)
+
+    def commit_transaction(self, timeout=None):
+        cdef int ms = _ms(timeout)
+        cdef rd_kafka_error_t *error
+        with nogil:
+            error = rd_kafka_commit_transaction(self.rk, ms)
+        self._transactional_result(error)
+
+    def abort_transaction(self, timeout=None):
+        cdef int ms = _ms(timeout)
+        cdef rd_kafka_error_t *error
+        with nogil:
+            error = rd_kafka_abort_transaction(self.rk, ms)
+        self._transactional_result(error)
+
+    cdef int _transactional_result(self, rd_kafka_error_t *error) except -1:
+        if error != NULL:
+            raise _exception(error)
+        return self._raise_callback_error()
+
+
+cdef object _as_bytes(object v, str what, str topic, Py_ssize_t i):
+    # confluent-kafka's produce() takes str (UTF-8) or bytes-like for keys, values, headers.
+    if isinstance(v, str):
+        return (<str>v).encode()
+    try:
+        return bytes(memoryview(v))
+    except TypeError:
+        raise TypeError(f"topic {topic!r} record {i}: {what} is {type(v).__name__}, not "
+                        "bytes or str") from None
+
+
+class TopicMetadata:
+    __slots__ = ("topic", "partitions", "error")
+
+    def __init__(self, topic, partitions, error):
+        self.topic = topic
+        self.partitions = partitions
+        self.error = error
+
+
+class ClusterMetadata:
+    __slots__ = ("topics",)
+
+    def __init__(self, topics):
+        self.topics = topics

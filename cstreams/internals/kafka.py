@@ -21,6 +21,9 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from cstreams import _impl
+from cstreams._impl import produce as _produce
+
 _rdkafka_log = logging.getLogger("cstreams.librdkafka")
 
 PARTITION_EOF = KafkaError._PARTITION_EOF
@@ -36,8 +39,34 @@ def make_consumer(conf) -> Consumer:
     return Consumer(_with_logger(conf))
 
 
-def make_producer(conf) -> Producer:
-    return Producer(_with_logger(conf))
+_native_producer_type = None
+
+
+def make_producer(conf):
+    """confluent-kafka's Producer, or cstreams' native one (cstreams._core.native) when the
+    native data path is in use: the same methods and errors, its produce loop in C. A
+    producer whose settings only confluent-kafka's can take (a Python callback such as
+    error_cb or stats_cb) stays on confluent-kafka's."""
+    global _native_producer_type
+    conf = _with_logger(conf)
+    native = _impl.native_kafka()
+    if native is not None:
+        try:
+            producer = native.NativeProducer(conf)
+        except native.NativeUnavailable as e:
+            _impl.native_producer_unavailable(str(e))
+        else:
+            _native_producer_type = type(producer)
+            return producer
+    return Producer(conf)
+
+
+def produce_batch(producer, topic, **columns):
+    """Produce a batch's columns (cstreams._pure.produce.produce_batch's keywords) through
+    whichever producer ``producer`` is."""
+    if type(producer) is _native_producer_type:
+        return producer.produce_columns(topic, **columns)
+    return _produce.produce_batch(producer, topic, **columns)
 
 
 def producer_for(conf, on_delivery, transaction=None) -> Producer:
@@ -76,12 +105,13 @@ def check_settings(kind, conf):
 def native_client_info():
     """What the native data path (cstreams._core.native) needs to find confluent-kafka's
     librdkafka: (path of confluent-kafka's extension module, the librdkafka version it
-    reports, its Consumer type, confluent-kafka's version)."""
+    reports, its Consumer type, confluent-kafka's version, its KafkaError and KafkaException
+    types)."""
     import confluent_kafka
     from confluent_kafka import cimpl
 
     return (cimpl.__file__, confluent_kafka.libversion()[1], cimpl.Consumer,
-            confluent_kafka.version()[0])
+            confluent_kafka.version()[0], KafkaError, KafkaException)
 
 
 def make_admin(conf) -> AdminClient:
@@ -115,4 +145,5 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "native_client_info",
+    "produce_batch",
 ]

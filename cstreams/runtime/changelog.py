@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 
-from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
 from cstreams.internals import kafka
 
@@ -51,12 +50,12 @@ class ChangelogProducer:
                 txn.begin()
             # No default callback on the transactional producer: only the last record, the
             # highest offset of this partition's send, reports its delivery.
-            self.sent += _produce.produce_batch(self.producer, topic, keys=kbs, values=vbs,
-                                                partitions=partition,
-                                                last_on_delivery=self._on_delivery)
+            self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
+                                             partitions=partition,
+                                             last_on_delivery=self._on_delivery)
             return
-        self.sent += _produce.produce_batch(self.producer, topic, keys=kbs, values=vbs,
-                                            partitions=partition)
+        self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
+                                         partitions=partition)
 
     def poll(self):
         self.producer.poll(0)

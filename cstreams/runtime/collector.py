@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from cstreams._impl import produce as _produce
 from cstreams.errors import ProductionError
 from cstreams.internals import kafka
 
@@ -32,7 +31,6 @@ class RecordCollector:
                  transaction=None):
         self.transaction = transaction
         self.producer = kafka.producer_for(producer_conf, self._on_delivery, transaction)
-        self._produce_batch = _produce.produce_batch
         self._partitions = {}
         self._metadata_timeout = metadata_timeout
         self._handler = production_error_handler
@@ -66,7 +64,7 @@ class RecordCollector:
             txn.begin()
         # One compiled loop per batch; a full local queue is served by poll() and the batch
         # goes on from the record that did not fit.
-        self.sent += self._produce_batch(self.producer, topic, keys=keys, values=values,
+        self.sent += kafka.produce_batch(self.producer, topic, keys=keys, values=values,
                                          partitions=partitions, timestamps=timestamps,
                                          headers=headers)
 

@@ -13,7 +13,13 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import (  # noqa: E402
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from helpers import FAST_GROUP, wait_for  # noqa: E402
 
 from cstreams import _impl  # noqa: E402
@@ -164,6 +170,8 @@ def test_pause_resume_and_revocation(broker, topic_factory):
         r.close()
 
 
+# Tansu answers a fetch past the log end with no error, so no offset reset is triggered.
+@pytest.mark.kafka_semantics
 def test_partition_error_names_topic_partition_offset(broker, topic_factory):
     topic = topic_factory("native-err", 1)
     bs = broker.bootstrap_servers
@@ -197,3 +205,171 @@ def test_validation_rejects_what_is_not_a_live_consumer(broker):
     c.close()
     with pytest.raises((native.NativeUnavailable, RuntimeError)):
         native.NativeConsumerQueue(c, record.RecordBatch)
+
+
+# --- the native producer ------------------------------------------------------------------
+
+
+def _read_all(bootstrap, topic, n, **extra):
+    """Every record of ``topic`` (n expected) per partition, in offset order."""
+    c = _consumer(bootstrap, **extra)
+    c.subscribe([topic])
+    out = {}
+    got = 0
+    deadline = time.monotonic() + 60
+    try:
+        while got < n and time.monotonic() < deadline:
+            for m in c.consume(500, 0.5):
+                if m.error() is not None:
+                    continue
+                out.setdefault(m.partition(), []).append(
+                    (m.offset(), m.key(), m.value(), m.timestamp()[1], m.headers()))
+                got += 1
+        # Nothing more than expected arrives.
+        for m in c.consume(500, 1.0):
+            if m.error() is None:
+                got += 1
+    finally:
+        c.close()
+    assert got == n, f"read {got} records of {topic}, expected {n}"
+    return out
+
+
+def test_producer_columns_reach_the_broker_in_order_with_every_field(broker, topic_factory):
+    topic = topic_factory("native-prod", 3)
+    bs = broker.bootstrap_servers
+    p = native.NativeProducer({"bootstrap.servers": bs, "linger.ms": 5})
+    n = 300
+    keys = [None if i % 50 == 7 else f"k{i}".encode() for i in range(n)]
+    values = [None if i % 40 == 3 else f"v{i}".encode() for i in range(n)]
+    parts = [i % 3 for i in range(n)]
+    stamps = [1_700_000_000_000 + i for i in range(n)]
+    headers = [None if i % 2 else [("h", f"x{i}".encode()), ("empty", None)] for i in range(n)]
+    assert p.produce_columns(topic, keys, values, parts, stamps, headers) == n
+    assert p.flush(30) == 0
+    assert p.produced == n
+    got = _read_all(bs, topic, n)
+    for partition in range(3):
+        want = [(keys[i], values[i], stamps[i], headers[i])
+                for i in range(n) if parts[i] == partition]
+        recs = got[partition]
+        assert [r[0] for r in recs] == sorted(r[0] for r in recs)
+        assert [(r[1], r[2], r[3], r[4]) for r in recs] == want
+
+
+def test_producer_one_partition_str_columns_and_the_partitioner(broker, topic_factory):
+    topic = topic_factory("native-prod1", 2)
+    bs = broker.bootstrap_servers
+    p = native.NativeProducer({"bootstrap.servers": bs})
+    p.produce_columns(topic, ["a", "b"], ["1", "2"], 1)
+    p.produce(topic, b"3", b"c", 0, timestamp=1_700_000_000_123, headers={"n": "v"})
+    p.produce_columns(topic, [b"d"], [b"4"], -1)       # the configured partitioner
+    assert p.flush(30) == 0
+    got = _read_all(bs, topic, 4)
+    assert [(r[1], r[2]) for r in got[1] if r[1] != b"d"] == [(b"a", b"1"), (b"b", b"2")]
+    assert [(r[1], r[2], r[3], r[4]) for r in got[0] if r[1] != b"d"] == [
+        (b"c", b"3", 1_700_000_000_123, [("n", b"v")])]
+    assert sum(1 for recs in got.values() for r in recs if r[1] == b"d") == 1
+
+
+def test_producer_refused_record_names_its_index_and_the_rest_can_go_on(broker, topic_factory):
+    topic = topic_factory("native-big", 1)
+    p = native.NativeProducer({"bootstrap.servers": broker.bootstrap_servers,
+                               "message.max.bytes": 10_000})
+    with pytest.raises(KafkaException) as info:
+        p.produce_columns(topic, [b"a", b"b", b"c"], [b"1", b"x" * 20_000, b"3"], 0)
+    assert info.value.produced == 1
+    assert info.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    with pytest.raises(TypeError, match="record 0: value is int") as info:
+        p.produce_columns(topic, [b"a"], [5], 0)
+    assert info.value.produced == 0
+    p.produce_columns(topic, [b"c"], [b"3"], 0)
+    assert p.flush(30) == 0
+    assert [(r[1], r[2]) for r in _read_all(broker.bootstrap_servers, topic, 2)[0]] == [
+        (b"a", b"1"), (b"c", b"3")]
+
+
+def test_producer_delivery_failure_reaches_the_callback_with_topic_and_partition(caplog):
+    reports = []
+    p = native.NativeProducer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 500,
+                               "on_delivery": lambda err, msg: reports.append((err, msg)),
+                               "logger": __import__("logging").getLogger("native-test")})
+    last = []
+    with caplog.at_level("DEBUG", logger="native-test"):
+        p.produce_columns("nowhere", [b"k1", b"k2"], [b"v1", b"v2"], [0, 1],
+                          last_on_delivery=lambda err, msg: last.append((err, msg)))
+        assert p.flush(10) == 0
+    # The per-record callback takes the last record's report instead of the default one.
+    assert [(m.topic(), m.partition()) for _, m in reports] == [("nowhere", 0)]
+    assert [(m.topic(), m.partition()) for _, m in last] == [("nowhere", 1)]
+    for err, msg in reports + last:
+        assert err is not None and err.code() == KafkaError._MSG_TIMED_OUT
+        assert msg.error() is err
+    # librdkafka's log reached the Python logger, on the polling thread.
+    assert any("127.0.0.1:1" in r.getMessage() for r in caplog.records)
+
+
+def test_producer_callback_exception_is_raised_by_flush():
+    def boom(err, msg):
+        raise ValueError("callback failed")
+
+    p = native.NativeProducer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 200,
+                               "on_delivery": boom})
+    p.produce_columns("nowhere", [b"k"], [b"v"], 0)
+    with pytest.raises(ValueError, match="callback failed"):
+        p.flush(10)
+
+
+def test_producer_settings_only_confluent_takes_are_refused():
+    with pytest.raises(native.NativeUnavailable, match="error_cb"):
+        native.NativeProducer({"bootstrap.servers": "127.0.0.1:1", "error_cb": print})
+    with pytest.raises(KafkaException, match="no.such.setting"):
+        native.NativeProducer({"bootstrap.servers": "127.0.0.1:1", "no.such.setting": 1})
+
+
+@pytest.mark.kafka_semantics
+def test_producer_transactions_commit_abort_offsets_and_fencing(broker, topic_factory):
+    topic = topic_factory("native-txn", 1)
+    src = topic_factory("native-txn-src", 1)
+    bs = broker.bootstrap_servers
+    tid = f"native-txn-{uuid.uuid4().hex[:8]}"
+    conf = {"bootstrap.servers": bs, "transactional.id": tid, "enable.idempotence": True}
+    p = native.NativeProducer(dict(conf))
+    p.init_transactions(30)
+    group = f"native-txn-{uuid.uuid4().hex}"
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+    try:
+        p.begin_transaction()
+        p.produce_columns(topic, [b"a"], [b"committed"], 0)
+        p.send_offsets_to_transaction([TopicPartition(src, 0, 42)],
+                                      c.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        p.begin_transaction()
+        p.produce_columns(topic, [b"b"], [b"aborted"], 0)
+        p.flush(30)
+        p.abort_transaction(30)
+        got = _read_all(bs, topic, 1, **{"isolation.level": "read_committed"})
+        assert [(r[1], r[2]) for r in got[0]] == [(b"a", b"committed")]
+        committed = c.committed([TopicPartition(src, 0)], timeout=30)
+        assert committed[0].offset == 42
+        # A second producer with the same transactional.id fences the first.
+        p2 = native.NativeProducer(dict(conf))
+        p2.init_transactions(30)
+        p.begin_transaction()
+        p.produce_columns(topic, [b"c"], [b"zombie"], 0)
+        with pytest.raises(KafkaException) as info:
+            p.commit_transaction(30)
+        err = info.value.args[0]
+        assert err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)
+    finally:
+        c.close()
+
+
+def test_make_producer_is_native_unless_a_setting_needs_confluent(broker):
+    from cstreams.internals import kafka
+
+    bs = broker.bootstrap_servers
+    assert type(kafka.make_producer({"bootstrap.servers": bs})) is native.NativeProducer
+    plain = kafka.make_producer({"bootstrap.servers": bs, "stats_cb": print,
+                                 "statistics.interval.ms": 0})
+    assert type(plain) is Producer

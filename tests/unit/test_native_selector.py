@@ -41,7 +41,7 @@ def test_unverified_client_version_is_unavailable(fresh):
     from cstreams.internals import kafka
 
     info = kafka.native_client_info()
-    fresh.setattr(kafka, "native_client_info", lambda: info[:3] + ("9.0.0",))
+    fresh.setattr(kafka, "native_client_info", lambda: info[:3] + ("9.0.0",) + info[4:])
     fresh.setattr(_impl, "IMPLEMENTATION", "compiled")
     fresh.delenv("CSTREAMS_NATIVE_KAFKA", raising=False)
     try:
