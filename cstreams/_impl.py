@@ -93,9 +93,9 @@ windowing = _mods["windowing"]
 # --- the native data path (issue 18) ------------------------------------------------------
 # The consumer's records taken from librdkafka in C (cstreams._core.native) instead of one
 # confluent-kafka Message per record, and the sinks' and changelogs' records produced in C on
-# a producer of cstreams' own instead of one produce() call per record. Used when available on the compiled core;
-# CSTREAMS_NATIVE_KAFKA=0 turns it off, =1 requires it (an error naming why it is not
-# available); the pure-Python twins never use it.
+# a producer of cstreams' own instead of one produce() call per record. Used when available
+# on the compiled core; CSTREAMS_NATIVE_KAFKA=0 turns it off, =1 requires it (an error naming
+# why it is not available); the pure-Python twins never use it.
 # confluent-kafka major versions whose Handle layout (PyObject_HEAD, rd_kafka_t *rk, ...) and
 # conf opaque (the Handle) were checked in its source; the pointer is verified at run time too.
 NATIVE_KAFKA_CHECKED_MAJOR = (2,)
