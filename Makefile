@@ -111,12 +111,11 @@ bench-kstreams: install
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/e2e.py $(KSTREAMS_ARGS) --variants \
 		floor,cstreams,cstreams-eos,kstreams-papi,kstreams-papi-eos,kstreams-dsl,kstreams-dsl-eos
 
-# Issue 18 spike (bench/native): the data path compiled onto the librdkafka of confluent-kafka's
-# wheel, built by bench/native/setup.py into bench/native/build/; W1's floor, the spike and
-# cstreams at-least-once measured in one run. NATIVE_ARGS="--records 400000 --repeat 5".
+# Issue 18 (bench/native): W1's floor, the floor's work on cstreams' native data path
+# (cstreams._core.native driven directly, with and without JSON decoding) and cstreams
+# at-least-once measured in one run. NATIVE_ARGS="--records 400000 --repeat 5".
 NATIVE_ARGS ?= --records 400000 --repeat 5
 bench-native: install
-	$(PY) bench/native/setup.py
 	CSTREAMS_REQUIRE_EXTENSIONS=1 $(PY) bench/native/run.py $(NATIVE_ARGS)
 
 # W1 written in the Streams DSL next to the hand-built topology and the floor, same run.

@@ -1,5 +1,6 @@
-"""Issue 18, the spike measured in ONE run: the confluent-kafka floor, the native data path
-and cstreams at-least-once, on the same broker, input and rounds (bench/e2e.py's runner).
+"""Issue 18 measured in ONE run: the confluent-kafka floor, cstreams' native data path
+(cstreams._core.native, driven directly) and cstreams at-least-once, on the same broker,
+input and rounds (bench/e2e.py's runner).
 
 Variants (each its own process, CPU = user+sys of that process, all threads, from the first
 batch past the warm-up window to the last acknowledged output, per record handed out after
@@ -7,10 +8,12 @@ the mark; every output topic read back and verified record by record by bench/e2
 
   floor       bench/e2e/floor.py: confluent-kafka consume, 5 Message fields, orjson.loads,
               produce of an 8-byte value with an explicit partition (the issue's floor)
-  native      bench/native/w1_native.py: the same work on the spike (consume_batch_queue into
-              RecordBatch columns in C, cstreams' compiled JSON batch decode, produceva loop)
+  native      bench/native/w1_native.py: the same work on cstreams._core.native
+              (NativeConsumerQueue: consume_batch_queue into RecordBatch columns in C;
+              cstreams' compiled JSON batch decode; NativeProducer.produce_columns: the
+              produceva loop in C)
   floor-io    bench/native/floor_io.py: the floor without orjson.loads (data path only)
-  native-io   w1_native.py --no-decode: the spike without JSON decoding (data path only)
+  native-io   w1_native.py --no-decode: native without JSON decoding (data path only)
   cstreams    bench/e2e/w1_cstreams.py, at-least-once (count per key in RocksDB, changelog)
 
 Gate (issue 18): consume + produce together <= 0.5x the floor. Read two ways, both medians of
@@ -18,7 +21,8 @@ per-round ratios: native-io / floor (the issue's wording: the data path against 
 floor) and the like-for-like native / floor and native-io / floor-io (no work on one side
 only).
 
-    .venv/bin/python bench/native/setup.py       # once (make bench-native does both)
+The native module is the installed package's (make install builds it); nothing is built here.
+
     CSTREAMS_REQUIRE_EXTENSIONS=1 .venv/bin/python bench/native/run.py --records 400000 --repeat 5
 """
 
@@ -50,8 +54,6 @@ def ratios(results: list[dict], num: str, den: str) -> list[float]:
 
 
 def main() -> int:
-    if not any(p.name.startswith("rdkafka_native") for p in (HERE / "build").glob("*.so")):
-        raise SystemExit("build the spike first: .venv/bin/python bench/native/setup.py")
     # bench/e2e.py runs WORKERS / script: an absolute script path stays as it is.
     e2e.VARIANTS.update(NATIVE_VARIANTS)
     if "--variants" not in sys.argv:

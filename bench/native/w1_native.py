@@ -1,15 +1,22 @@
-"""W1 worker on the issue-18 spike: the floor's traffic through the compiled native data path.
+"""W1 worker on cstreams' native data path: the floor's traffic through cstreams._core.native.
 
-The same work as bench/e2e/floor.py, with the client's Python API replaced by the spike
-(rdkafka_native): one rd_kafka_consume_batch_queue() per poll of up to 10,000 messages, turned
-in C into cstreams RecordBatches (one per partition: keys and values as bytes, timestamps,
-offsets, headers when present); each batch's values decoded by cstreams' JSON serde
-(``deserialize_batch``: orjson.loads per value in cstreams' compiled loop, as the floor's
-orjson.loads per Message and cstreams' source node); then one produce_columns() per batch: an
-8-byte value per input record (W1's INT64 counts are 8 bytes, constant as the floor's) with
-the record's key and its explicit partition, delivery reports counted in C. Same client
-settings as the floor (error-only delivery reports, no per-message offset store, range
-assignor, the shared producer queue bound), same GC tuning, same probe.
+The same work as bench/e2e/floor.py, with the client's Python API replaced by the package's
+native data path (issue 18), driven as cstreams' stream thread drives it: a confluent-kafka
+Consumer keeps the group membership, and its rebalance callback routes the assigned
+partitions into a NativeConsumerQueue before assign(); each poll is one
+rd_kafka_consume_batch_queue() of up to 10,000 messages, turned in C into cstreams
+RecordBatches (one per partition: keys and values as bytes, timestamps, offsets, headers when
+present), and the consumer itself is then served with no wait (callbacks only: it must hand
+out no record). Each batch's values are decoded by cstreams' JSON serde (``deserialize_batch``:
+orjson.loads per value in cstreams' compiled loop, as the floor's orjson.loads per Message and
+cstreams' source node); then one NativeProducer.produce_columns() per batch: an 8-byte value
+per input record (W1's INT64 counts are 8 bytes, constant as the floor's) with the record's
+key and its explicit partition, and a producer poll(0) after each poll that returned
+records, as the floor. Same client settings as the floor (error-only delivery reports: only
+failures reach the Python callback; no per-message offset store, range assignor, the shared
+producer queue bound), same GC tuning, same probe. A consumer error, a message the consumer
+hands out itself, a produce error, a failed delivery or a record left unacknowledged after
+the flush ends the worker with a non-zero exit.
 
 ``--no-decode`` leaves the JSON decoding out: the data path alone (consume + produce), the
 quantity issue 18's gate is about; ``floor_io.py`` is the floor without its orjson.loads, the
@@ -18,13 +25,12 @@ matching baseline.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "e2e"))
-sys.path.insert(0, str(HERE / "build"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
 from _common import (  # noqa: E402
     CONSUME_BATCH,
@@ -44,34 +50,60 @@ def main() -> None:
     if not decode:
         sys.argv.remove("--no-decode")
     args = parse_args(__doc__)
-    import confluent_kafka
-    import rdkafka_native
+    name = "native" if decode else "native-io"
+    # This worker measures the native path: without it, fail naming why rather than fall back.
+    os.environ["CSTREAMS_NATIVE_KAFKA"] = "1"
+    from confluent_kafka import Consumer
 
     import cstreams as cs
+    from cstreams import _impl
 
-    if rdkafka_native.version()[1] != confluent_kafka.libversion()[1]:
-        raise SystemExit(f"two librdkafka versions in one process: {rdkafka_native.version()} "
-                         f"and confluent-kafka's {confluent_kafka.libversion()}")
+    native = _impl.native_kafka()
     n = args.records
     probe = SteadyStateProbe(n, args.warmup)
-    consumer = rdkafka_native.NativeConsumer(consumer_config(args, **{
+    failures: list = []
+
+    def on_error(err, report) -> None:
+        if err is not None:
+            failures.append((report.partition(), err))
+
+    consumer = Consumer(consumer_config(args, **{
         "enable.auto.offset.store": False,
         "partition.assignment.strategy": "range",
-    }), [args.input], cs.RecordBatch, CONSUME_BATCH)
-    producer = rdkafka_native.NativeProducer(producer_config(args, **{
+    }))
+    queue = native.NativeConsumerQueue(consumer, cs.RecordBatch, CONSUME_BATCH)
+
+    def on_assign(c, parts) -> None:
+        queue.route([(tp.topic, tp.partition) for tp in parts])
+        c.assign(parts)
+
+    def on_revoke(c, parts) -> None:
+        queue.forget([(tp.topic, tp.partition) for tp in parts])
+
+    producer = native.NativeProducer(producer_config(args, **{
         "delivery.report.only.error": True,
+        "on_delivery": on_error,
     }))
     tune_gc()
+    consumer.subscribe([args.input], on_assign=on_assign, on_revoke=on_revoke,
+                       on_lost=on_revoke)
     out_topic = args.output
-    consume = consumer.consume_batches
+    consume = queue.consume_batches
+    serve = consumer.consume
     produce = producer.produce_columns
+    poll = producer.poll
     deserialize_batch = cs.serde.JSON.deserialize_batch
     produced = 0
     deadline = time.monotonic() + args.timeout
     while produced < n:
         if time.monotonic() > deadline:
-            raise SystemExit(f"native: timed out with {produced}/{n} records produced")
-        batches = consume(CONSUME_BATCH, 0.5)
+            raise SystemExit(f"{name}: timed out with {produced}/{n} records produced")
+        batches, errors = consume(CONSUME_BATCH, 0.5)
+        stray = serve(CONSUME_BATCH, 0)
+        if errors or stray:
+            raise SystemExit(f"{name}: consumer errors {errors[:3]}, {len(stray)} messages "
+                             f"handed out by the consumer instead of the native queue "
+                             f"{[m.error() for m in stray[:3]]}")
         if not batches:
             continue
         probe.first_output(produced)
@@ -81,14 +113,15 @@ def main() -> None:
             keys = b.keys
             produce(out_topic, keys, [VALUE] * len(keys), b.partition)
             produced += len(keys)
+        poll(0)
     probe.processed_all()
     remaining = producer.flush(60)
-    producer.check()
-    if remaining:
-        raise SystemExit(f"native: {remaining} records not acknowledged after flush")
+    if remaining or failures:
+        raise SystemExit(f"{name}: {remaining} records not acknowledged after flush, "
+                         f"{len(failures)} failed deliveries {failures[:3]}")
     probe.last_output()
-    result = probe.report("native" if decode else "native-io",
-                          queue_full_waits=producer.queue_full_waits)
+    result = probe.report(name, queue_full_waits=producer.queue_full_waits)
+    queue.close()
     consumer.close()
     emit(result)
 
