@@ -42,7 +42,7 @@ install: $(STAMP)
 # user's machine) pass 1 runs over Tansu, says so, and pass 3 is part of it. KAFKA=1 requires
 # Kafka (the default when CI=true, as .ci/run), KAFKA=0 runs pass 1 over Tansu.
 KAFKA ?= $(if $(filter true,$(CI)),1,auto)
-# Pass 1 runs the compiled core on the native consumer data path (cstreams._core.native, issue
+# Pass 1 runs the compiled core on the native data path (cstreams._core.native, issue
 # 18; pass 2's pure twins never use it): step 2b runs these few end-to-end tests on the compiled
 # core with it turned off, so that confluent-kafka's consume() path of the compiled core stays
 # tested without a third full pass.

@@ -22,8 +22,9 @@ Variants:
                 variant not named -native)
   cstreams-eos  the same with processing_guarantee="exactly_once_v2"
   cstreams-native, cstreams-native-eos
-                the same two on the native consumer data path (CSTREAMS_NATIVE_KAFKA=1:
-                records taken from librdkafka in C, cstreams._core.native, issue 18)
+                the same two on the native data path (CSTREAMS_NATIVE_KAFKA=1: records taken
+                from librdkafka in C and produced in C on a producer of cstreams' own,
+                cstreams._core.native, issue 18)
   cstreams-no-gc, -no-produce, -no-keys, -no-checkpoint, cstreams-before
                 cstreams at-least-once with one optimisation (all of them for "before")
                 switched off in the worker (bench/e2e/ablate.py): each one's effect measured
@@ -266,7 +267,7 @@ def run_variant(variant: str, rep: int, bootstrap: str, input_topic: str, info: 
                "--format", "speedscope", "-o", str(profile), "--", *cmd]
     env = dict(os.environ)
     if variant.startswith("cstreams"):
-        # The consumer data path: native only where the variant says so (issue 18).
+        # The data path: native only where the variant says so (issue 18).
         env["CSTREAMS_NATIVE_KAFKA"] = "1" if "-native" in variant else "0"
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)

@@ -12,7 +12,9 @@ call per consume() batch and per commit, never per record:
                  holding it has been processed and its output produced;
   last acked     the commit whose offsets cover all N input records (at-least-once: the
                  consumer's synchronous commit, after producer.flush(); exactly-once: the
-                 transaction commit that carries the offsets).
+                 transaction commit that carries the offsets, hooked in cstreams'
+                 TransactionalProducer.commit since the native producer is not
+                 confluent-kafka's).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ class Hooks:
         self.input_topic = input_topic
         self.consumed = 0
         self.committed: dict[int, int] = {}
-        self.pending_txn_offsets: dict[int, int] = {}
         self.done = threading.Event()
 
     def on_consume(self, msgs) -> None:
@@ -101,26 +102,20 @@ def install_hooks(hooks: Hooks) -> None:
                     hooks.on_commit(offsets)
             return result
 
-    class ProbeProducer(confluent_kafka.Producer):
-        def send_offsets_to_transaction(self, positions, *args, **kwargs):
-            result = super().send_offsets_to_transaction(positions, *args, **kwargs)
-            hooks.pending_txn_offsets.update(hooks._offsets(positions))
-            return result
-
-        def commit_transaction(self, *args, **kwargs):
-            result = super().commit_transaction(*args, **kwargs)
-            pending = [confluent_kafka.TopicPartition(hooks.input_topic, p, o)
-                       for p, o in hooks.pending_txn_offsets.items()]
-            hooks.pending_txn_offsets.clear()
-            hooks.on_commit(pending)
-            return result
-
-        def abort_transaction(self, *args, **kwargs):
-            hooks.pending_txn_offsets.clear()
-            return super().abort_transaction(*args, **kwargs)
-
     confluent_kafka.Consumer = ProbeConsumer
-    confluent_kafka.Producer = ProbeProducer
+    # Exactly-once: the transaction commit that carries the offsets, hooked in cstreams'
+    # TransactionalProducer, whichever producer it holds (confluent-kafka's, or the native
+    # one of issue 18, which is not a confluent_kafka.Producer).
+    from cstreams.runtime import transaction
+
+    real_commit = transaction.TransactionalProducer.commit
+
+    def commit(self, offsets, group_metadata):
+        result = real_commit(self, offsets, group_metadata)
+        hooks.on_commit(offsets)
+        return result
+
+    transaction.TransactionalProducer.commit = commit
 
 
 def data_path() -> str:

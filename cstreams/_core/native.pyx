@@ -420,13 +420,19 @@ cdef void _dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
             and not state.default_callback:
         return
     with gil:
-        (<NativeProducer>state.owner)._delivered(m)
+        if state.owner != NULL:
+            (<NativeProducer>state.owner)._delivered(m)
+        elif m._private != NULL:
+            # A report served while the producer is destroyed: only the reference goes.
+            Py_DECREF(<object>m._private)
 
 
 cdef void _log_cb(const rd_kafka_t *rk, int level, const char *fac,
                   const char *buf) noexcept with gil:
     # Served from the main queue by poll() (log.queue), so on the polling thread.
     cdef _ProducerState *state = <_ProducerState *>rd_kafka_opaque(rk)
+    if state.owner == NULL:
+        return
     try:
         logger = (<NativeProducer>state.owner).logger
         if logger is not None:
@@ -501,6 +507,7 @@ cdef class NativeProducer:
             rd_kafka_topic_destroy(<rd_kafka_topic_t *><size_t>addr)
         self.topics = None
         self.rk = NULL
+        self.state.owner = NULL
         with nogil:
             rd_kafka_destroy(rk)
 
@@ -530,7 +537,8 @@ cdef class NativeProducer:
             report._partition = m.partition
             report._offset = m.offset
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR:
-                report._error = _KafkaError(<int>m.err, rd_kafka_message_errstr(m).decode(
+                # Not rd_kafka_message_errstr(): for a produced message it reads the payload.
+                report._error = _KafkaError(<int>m.err, rd_kafka_err2str(m.err).decode(
                     errors="replace"))
             callback(report._error, report)
         except BaseException as e:
