@@ -304,6 +304,8 @@ def test_producer_delivery_failure_reaches_the_callback_with_topic_and_partition
     assert [(m.topic(), m.partition()) for _, m in last] == [("nowhere", 1)]
     for err, msg in reports + last:
         assert err is not None and err.code() == KafkaError._MSG_TIMED_OUT
+        # librdkafka's text for the code, not the record's payload read as a C string.
+        assert err.str() == KafkaError(KafkaError._MSG_TIMED_OUT).str()
         assert msg.error() is err
     # librdkafka's log reached the Python logger, on the polling thread.
     assert any("127.0.0.1:1" in r.getMessage() for r in caplog.records)
