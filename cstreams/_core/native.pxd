@@ -220,6 +220,9 @@ cdef class NativeConsumerQueue:
     cdef int _forward_all(self) except -1
 
 
+ctypedef rd_kafka_error_t *(*_timed_call)(rd_kafka_t *rk, int timeout_ms) noexcept nogil
+
+
 cdef struct _ProducerState:
     # What librdkafka's callbacks get as the producer's opaque, read without the GIL.
     void *owner                 # the NativeProducer (borrowed: it outlives its rd_kafka_t)
@@ -239,4 +242,5 @@ cdef class NativeProducer:
     cdef rd_kafka_topic_t *_rkt(self, str topic) except NULL
     cdef int _raise_callback_error(self) except -1
     cdef int _transactional_result(self, rd_kafka_error_t *error) except -1
+    cdef int _timed(self, _timed_call call, object timeout) except -1
     cdef void _delivered(self, const rd_kafka_message_t *m) noexcept

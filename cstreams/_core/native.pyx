@@ -24,6 +24,8 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc, realloc
 
+from cstreams._core.produce cimport batch_columns
+
 # rd_kafka_queue_get_partition creating the partition on a miss, application forwarding
 # kept by assign() (RD_KAFKA_Q_F_FWD_APP) and rd_kafka_message_errstr: checked in
 # librdkafka 2.x's source; older versions are not used.
@@ -562,10 +564,8 @@ cdef class NativeProducer:
         confluent-kafka's produce(), in C: a full local queue is served by poll() and the
         batch goes on from the record that did not fit; an error the client raises for a
         record carries ``produced``, the number of records produced before it."""
-        cdef list ks = keys if type(keys) is list else list(keys)
-        cdef list vs = values if type(values) is list else list(values)
-        cdef list ps = None, ts = None, hs = None
-        cdef Py_ssize_t n = len(ks), i = 0, h, nh, cnt
+        cdef list ks, vs, ps, ts, hs
+        cdef Py_ssize_t n, i = 0, h, nh, cnt
         cdef int32_t one_partition = 0, partition
         cdef rd_kafka_vu_t vus[8]
         cdef rd_kafka_vu_t *vp
@@ -573,29 +573,17 @@ cdef class NativeProducer:
         cdef rd_kafka_error_t *error
         cdef rd_kafka_resp_err_t code
         cdef rd_kafka_topic_t *rkt
-        cdef object k, v, t, hl, opaque
+        cdef object t, hl, opaque
         cdef bytes kb, vb
         cdef int64_t ts_ms
         cdef int wait_ms = <int>(poll_timeout * 1000)
         cdef list keep
         if self.rk == NULL:
             raise RuntimeError("the producer is closed")
-        if len(vs) != n:
-            raise ValueError(f"produce_batch: {n} keys and {len(vs)} values")
-        if type(partitions) is int:
+        ks, vs, ps, ts, hs = batch_columns(keys, values, partitions, timestamps, headers)
+        n = len(ks)
+        if ps is None:
             one_partition = partitions
-        else:
-            ps = partitions if type(partitions) is list else list(partitions)
-            if len(ps) != n:
-                raise ValueError(f"produce_batch: {n} keys and {len(ps)} partitions")
-        if timestamps is not None:
-            ts = timestamps if type(timestamps) is list else list(timestamps)
-            if len(ts) != n:
-                raise ValueError(f"produce_batch: {n} keys and {len(ts)} timestamps")
-        if headers is not None:
-            hs = headers if type(headers) is list else list(headers)
-            if len(hs) != n:
-                raise ValueError(f"produce_batch: {n} keys and {len(hs)} headers")
         rkt = self._rkt(topic)
         vus[0].vtype = RD_KAFKA_VTYPE_RKT
         vus[0].u.rkt = rkt
@@ -608,26 +596,9 @@ cdef class NativeProducer:
             while i < n:
                 partition = one_partition if ps is None else <int32_t>ps[i]
                 vus[2].u.i32 = partition
-                v = vs[i]
-                if type(v) is not bytes and v is not None:
-                    v = _as_bytes(v, "value", topic, i)
-                vb = v
-                k = ks[i]
-                if type(k) is not bytes and k is not None:
-                    k = _as_bytes(k, "key", topic, i)
-                kb = k
-                if vb is None:
-                    vus[3].u.mem.ptr = NULL
-                    vus[3].u.mem.size = 0
-                else:
-                    vus[3].u.mem.ptr = <char *>vb
-                    vus[3].u.mem.size = len(vb)
-                if kb is None:
-                    vus[4].u.mem.ptr = NULL
-                    vus[4].u.mem.size = 0
-                else:
-                    vus[4].u.mem.ptr = <char *>kb
-                    vus[4].u.mem.size = len(kb)
+                # vb and kb keep the bytes alive until the record is produced.
+                vb = _point_at(&vus[3], vs[i], "value", topic, i)
+                kb = _point_at(&vus[4], ks[i], "key", topic, i)
                 cnt = 5
                 if ts is not None:
                     t = ts[i]
@@ -760,11 +731,7 @@ cdef class NativeProducer:
 
     # --- transactions (KIP-98 / KIP-447), as confluent-kafka's -----------------------------
     def init_transactions(self, timeout=None):
-        cdef int ms = _ms(timeout)
-        cdef rd_kafka_error_t *error
-        with nogil:
-            error = rd_kafka_init_transactions(self.rk, ms)
-        self._transactional_result(error)
+        self._timed(rd_kafka_init_transactions, timeout)
 
     def begin_transaction(self):
         self._transactional_result(rd_kafka_begin_transaction(self.rk))
@@ -795,23 +762,37 @@ cdef class NativeProducer:
         self._transactional_result(error)
 
     def commit_transaction(self, timeout=None):
-        cdef int ms = _ms(timeout)
-        cdef rd_kafka_error_t *error
-        with nogil:
-            error = rd_kafka_commit_transaction(self.rk, ms)
-        self._transactional_result(error)
+        self._timed(rd_kafka_commit_transaction, timeout)
 
     def abort_transaction(self, timeout=None):
+        self._timed(rd_kafka_abort_transaction, timeout)
+
+    cdef int _timed(self, _timed_call call, object timeout) except -1:
+        """A transactional call that may block up to ``timeout``, without the GIL."""
         cdef int ms = _ms(timeout)
         cdef rd_kafka_error_t *error
         with nogil:
-            error = rd_kafka_abort_transaction(self.rk, ms)
-        self._transactional_result(error)
+            error = call(self.rk, ms)
+        return self._transactional_result(error)
 
     cdef int _transactional_result(self, rd_kafka_error_t *error) except -1:
         if error != NULL:
             raise _exception(error)
         return self._raise_callback_error()
+
+
+cdef inline bytes _point_at(rd_kafka_vu_t *vu, object o, str what, str topic, Py_ssize_t i):
+    """Point ``vu``'s memory at ``o`` as bytes (NULL for None); returns the bytes object,
+    which must outlive the produce call."""
+    cdef bytes b
+    if o is None:
+        vu.u.mem.ptr = NULL
+        vu.u.mem.size = 0
+        return None
+    b = o if type(o) is bytes else _as_bytes(o, what, topic, i)
+    vu.u.mem.ptr = <char *>b
+    vu.u.mem.size = len(b)
+    return b
 
 
 cdef object _as_bytes(object v, str what, str topic, Py_ssize_t i):

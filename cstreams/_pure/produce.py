@@ -27,8 +27,11 @@ def produce_batch(producer, topic, *, keys, values, partitions, timestamps=None,
                           last_on_delivery, poll_timeout)
 
 
-def _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
-                   last_on_delivery, poll_timeout):
+def batch_columns(keys, values, partitions, timestamps, headers):
+    """A batch's columns as lists of one length: (keys, values, partitions or None when
+    ``partitions`` is one int for all, timestamps or None, headers or None). Raises
+    ValueError naming the column whose length differs. The native producer
+    (cstreams._core.native) checks its columns with this too."""
     ks = keys if type(keys) is list else list(keys)
     vs = values if type(values) is list else list(values)
     n = len(ks)
@@ -37,10 +40,7 @@ def _produce_batch(producer, topic, keys, values, partitions, timestamps, header
     ps = None
     ts = None
     hs = None
-    one_partition = None
-    if type(partitions) is int:
-        one_partition = partitions
-    else:
+    if type(partitions) is not int:
         ps = partitions if type(partitions) is list else list(partitions)
         if len(ps) != n:
             raise ValueError(f"produce_batch: {n} keys and {len(ps)} partitions")
@@ -52,6 +52,14 @@ def _produce_batch(producer, topic, keys, values, partitions, timestamps, header
         hs = headers if type(headers) is list else list(headers)
         if len(hs) != n:
             raise ValueError(f"produce_batch: {n} keys and {len(hs)} headers")
+    return ks, vs, ps, ts, hs
+
+
+def _produce_batch(producer, topic, keys, values, partitions, timestamps, headers,
+                   last_on_delivery, poll_timeout):
+    ks, vs, ps, ts, hs = batch_columns(keys, values, partitions, timestamps, headers)
+    n = len(ks)
+    one_partition = partitions if ps is None else None
     produce = producer.produce
     i = 0
     while i < n:
