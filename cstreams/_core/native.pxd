@@ -187,6 +187,12 @@ cdef extern from "rdkafka_api.h" nogil:
                                           const rd_kafka_metadata_t **metadatap,
                                           int timeout_ms)
     void rd_kafka_metadata_destroy(const rd_kafka_metadata_t *metadata)
+    rd_kafka_queue_t *rd_kafka_queue_get_consumer(rd_kafka_t *rk)
+    void rd_kafka_queue_cb_event_enable(rd_kafka_queue_t *rkqu,
+                                        void (*event_cb)(rd_kafka_t *rk,
+                                                         void *qev_opaque) noexcept nogil,
+                                        void *qev_opaque)
+    void rd_kafka_queue_yield(rd_kafka_queue_t *rkqu)
 
 
 cdef struct _Group:
@@ -204,6 +210,7 @@ cdef struct _Group:
 cdef class NativeConsumerQueue:
     cdef rd_kafka_t *rk
     cdef rd_kafka_queue_t *queue
+    cdef rd_kafka_queue_t *consumer_queue   # confluent-kafka's: an event there wakes queue
     cdef rd_kafka_message_t **msgs
     cdef int *group_of
     cdef size_t capacity

@@ -112,6 +112,10 @@ def err_name(int code):
 PARTITION_EOF = RD_KAFKA_RESP_ERR__PARTITION_EOF
 
 
+cdef void _wake(rd_kafka_t *rk, void *queue) noexcept nogil:
+    rd_kafka_queue_yield(<rd_kafka_queue_t *>queue)
+
+
 # __dealloc__ destroys the queue before the reference to the consumer goes: the GC must not
 # clear that reference first (librdkafka's destroy, in the consumer's dealloc, would wait for
 # the queue).
@@ -155,6 +159,13 @@ cdef class NativeConsumerQueue:
         self.queue = rd_kafka_queue_new(rk)
         if self.queue == NULL:
             raise NativeUnavailable("rd_kafka_queue_new failed")
+        # A rebalance callback, a client error or a commit result put on confluent-kafka's
+        # consumer queue wakes consume_batches() at once (the loop then serves that queue)
+        # instead of after its timeout. librdkafka calls _wake from its own thread, under
+        # the consumer queue's lock, which close() takes to turn it off.
+        self.consumer_queue = rd_kafka_queue_get_consumer(rk)
+        if self.consumer_queue != NULL:
+            rd_kafka_queue_cb_event_enable(self.consumer_queue, _wake, <void *>self.queue)
 
     def __dealloc__(self):
         self.close()
@@ -168,6 +179,10 @@ cdef class NativeConsumerQueue:
 
     def close(self):
         """Drop the queue (records still in it are discarded: nothing was handed out)."""
+        if self.consumer_queue != NULL:
+            rd_kafka_queue_cb_event_enable(self.consumer_queue, NULL, NULL)
+            rd_kafka_queue_destroy(self.consumer_queue)
+            self.consumer_queue = NULL
         if self.queue != NULL:
             rd_kafka_queue_destroy(self.queue)
             self.queue = NULL
@@ -211,7 +226,9 @@ cdef class NativeConsumerQueue:
 
     def consume_batches(self, size_t max_records=0, double timeout=0.0):
         """Wait up to ``timeout`` seconds for the first message, take up to ``max_records``
-        (GIL released), and return (batches, errors)."""
+        (GIL released), and return (batches, errors). The wait ends early, with what is
+        there, when an event reaches confluent-kafka's consumer queue (a rebalance callback
+        to serve)."""
         cdef ssize_t n, i
         cdef int timeout_ms = <int>(timeout * 1000)
         if self.queue == NULL:

@@ -219,7 +219,12 @@ typedef void (rd_kafka_log_cb_t)(const rd_kafka_t *rk, int level, const char *fa
     F(rd_kafka_resp_err_t, rd_kafka_metadata,                                                \
       (rd_kafka_t *rk, int all_topics, rd_kafka_topic_t *only_rkt,                           \
        const rd_kafka_metadata_t **metadatap, int timeout_ms))                               \
-    F(void, rd_kafka_metadata_destroy, (const rd_kafka_metadata_t *metadata))
+    F(void, rd_kafka_metadata_destroy, (const rd_kafka_metadata_t *metadata))                         \
+    F(rd_kafka_queue_t *, rd_kafka_queue_get_consumer, (rd_kafka_t *rk))                     \
+    F(void, rd_kafka_queue_cb_event_enable,                                                  \
+      (rd_kafka_queue_t *rkqu, void (*event_cb)(rd_kafka_t *rk, void *qev_opaque),           \
+       void *qev_opaque))                                                                    \
+    F(void, rd_kafka_queue_yield, (rd_kafka_queue_t *rkqu))
 
 #define CSTREAMS_RDKAFKA_POINTER(ret, name, args) static ret (*cstreams_p_##name) args = NULL;
 CSTREAMS_RDKAFKA_FUNCTIONS(CSTREAMS_RDKAFKA_POINTER)
@@ -318,5 +323,8 @@ static rd_kafka_t *cstreams_confluent_rk(void *handle) {
 #define rd_kafka_topic_partition_list_add (*cstreams_p_rd_kafka_topic_partition_list_add)
 #define rd_kafka_metadata (*cstreams_p_rd_kafka_metadata)
 #define rd_kafka_metadata_destroy (*cstreams_p_rd_kafka_metadata_destroy)
+#define rd_kafka_queue_get_consumer (*cstreams_p_rd_kafka_queue_get_consumer)
+#define rd_kafka_queue_cb_event_enable (*cstreams_p_rd_kafka_queue_cb_event_enable)
+#define rd_kafka_queue_yield (*cstreams_p_rd_kafka_queue_yield)
 
 #endif

@@ -170,6 +170,41 @@ def test_pause_resume_and_revocation(broker, topic_factory):
         r.close()
 
 
+def test_a_rebalance_wakes_the_wait_on_the_native_queue(broker, topic_factory):
+    """The loop waits on the native queue; a rebalance callback put on confluent-kafka's
+    consumer queue ends that wait at once instead of at its timeout."""
+    topic = topic_factory("native-wake", 2)
+    bs = broker.bootstrap_servers
+    group = f"native-wake-{uuid.uuid4().hex}"
+    a = Reader(bs, topic, **{"group.id": group})
+    b = None
+
+    def timed_wait(seconds):
+        started = time.monotonic()
+        a.queue.consume_batches(1000, seconds)
+        took = time.monotonic() - started
+        a.consumer.consume(1000, 0)     # serves whatever woke the wait
+        return took
+
+    try:
+        wait_for(lambda: a.poll() is not None and len(a.assigned) == 2, timeout=60,
+                 what="the first member's assignment")
+        # With nothing to wake it, a wait runs its whole time (a leftover wake-up from the
+        # assignment may end the first one early).
+        assert any(timed_wait(1.0) >= 0.9 for _ in range(3))
+        b = Reader(bs, topic, **{"group.id": group})    # joins: the group rebalances
+        took = None
+        deadline = time.monotonic() + 90
+        while len(a.assigned) != 1 and time.monotonic() < deadline:
+            took = timed_wait(30.0)
+        assert len(a.assigned) == 1, "the rebalance never reached the first member"
+        assert took < 29, f"the wait before the new assignment ran {took:.1f} s of 30"
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
+
+
 # Tansu answers a fetch past the log end with no error, so no offset reset is triggered.
 @pytest.mark.kafka_semantics
 def test_partition_error_names_topic_partition_offset(broker, topic_factory):
