@@ -2,6 +2,12 @@
 a new task from its checkpointed offset (or the beginning) to partition EOF and applies the
 records to the store backend with ``store.restore_batch``, in batches.
 
+A checkpointed offset outside the changelog (deleted and created again, truncated, records
+removed by retention) means the local store is not that changelog's state: the restore
+consumer runs with ``auto.offset.reset=error``, and on the reset error the store is wiped
+and restored from the beginning (Kafka Streams' TaskCorruptedException), rather than the log
+being replayed onto keys it no longer has.
+
 It stops on partition EOF (``enable.partition.eof=true``), never at the high watermark alone:
 a watermark can be stale (and some brokers under-report it). A source topic that serves as a
 changelog (a DSL table's) is read only up to the group's committed offset: records past it are
@@ -11,6 +17,7 @@ processed again, and must find the table as it was before them.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import time
 
@@ -41,7 +48,8 @@ class _Pending:
 
 class StoreRestorer:
     def __init__(self, consumer_conf, *, max_records=10_000):
-        self._conf = consumer_conf
+        # An offset out of range is the restorer's to handle (_corrupted), not a reset.
+        self._conf = {**consumer_conf, "auto.offset.reset": "error"}
         self._consumer = None
         self.max_records = max_records
         self._pending = {}          # (topic, partition) -> _Pending
@@ -125,6 +133,9 @@ class StoreRestorer:
                 if self._stable_end(m.topic(), m.partition(), m.offset()):
                     eofs.append(((m.topic(), m.partition()), m.offset()))
                 continue
+            if err.code() == kafka.KafkaError._AUTO_OFFSET_RESET and self._corrupted(
+                    (m.topic(), m.partition()), err):
+                continue
             if err.fatal() or not err.retriable():
                 raise RestoreError(f"restoring from changelog {m.topic()}-{m.partition()} "
                                    f"failed: {err.str()}")
@@ -156,6 +167,26 @@ class StoreRestorer:
                 log.info("task %s: restoring, %d records so far (%.0f records/s)", tid,
                          self._counts[tid], self._counts[tid] / secs)
         return done
+
+    def _corrupted(self, tp, err):
+        """The restoration of ``tp`` started at an offset the changelog does not have: wipe
+        the store and restore it from the beginning. False if ``tp`` is not being restored
+        from a checkpoint (the error is then the caller's)."""
+        p = self._pending.get(tp)
+        if p is None or p.start == kafka.OFFSET_BEGINNING:
+            return False
+        log.warning("task %s: store %r: its checkpoint says offset %d of changelog %s-%d, "
+                    "which the changelog does not have (%s): wiping the store and restoring "
+                    "it from the beginning", p.task.task_id, p.store.name, p.start, tp[0],
+                    tp[1], err.str())
+        _wipe(p.store)
+        self._counts[p.task.task_id] -= p.records
+        p.start = p.position = kafka.OFFSET_BEGINNING
+        p.records = 0
+        tps = [kafka.TopicPartition(tp[0], tp[1], kafka.OFFSET_BEGINNING)]
+        self.consumer.incremental_unassign(tps)
+        self.consumer.incremental_assign(tps)
+        return True
 
     def _stable_end(self, topic, partition, offset):
         """Whether the EOF at ``offset`` ends the restoration of a changelog partition.
@@ -213,3 +244,17 @@ class StoreRestorer:
             except Exception:  # noqa: BLE001
                 log.debug("restore consumer close failed", exc_info=True)
             self._consumer = None
+
+
+def _wipe(store, chunk=10_000):
+    """Delete everything ``store``'s backend holds, ``chunk`` keys per write batch."""
+    backend = store.backend
+    start = None
+    while True:
+        kbs = [kb for kb, _ in itertools.islice(backend.range(start, None), chunk)]
+        if not kbs:
+            break
+        backend.write_batch(kbs, [None] * len(kbs))
+        start = kbs[-1] + b"\x00"
+    # A window or session store drops what it cached of the backend.
+    store.restore_batch([], [])

@@ -141,6 +141,44 @@ def test_restart_keeps_counts_and_damaged_state_is_restored_in_full(
         assert per_key[key] == list(range(1, n + 1)), key
 
 
+# Tansu answers a fetch past the log end with no error: the checkpoint cannot be caught.
+@pytest.mark.kafka_semantics
+def test_checkpoint_past_the_changelog_end_wipes_the_store_before_restoring(
+        broker, topic_factory, tmp_path, caplog):
+    """A checkpoint that points past the end of its changelog (the changelog was deleted and
+    created again, or truncated) means the local store is not that changelog's state: it is
+    wiped and restored from the beginning, not replayed onto (which would keep keys the
+    changelog no longer has)."""
+    from cstreams.internals.state.checkpoint import write_checkpoint
+    from cstreams.stores.rocksdb_backend import RocksDBBackend
+
+    src, out = topic_factory("events", PARTITIONS), topic_factory("counts", PARTITIONS)
+    app_id = f"state-{src}"
+    state = tmp_path / "state"
+    run = Run(broker, src, out, app_id, state)
+    changelog = f"{app_id}-counts-changelog"
+    truth = {}
+    feed(broker, src, 300, truth)
+    run(truth)
+    task_dir = state / app_id / "0_1"
+    # What a store holds that its changelog does not: a key only on disk, and a checkpoint
+    # past the changelog's end.
+    backend = RocksDBBackend(str(task_dir / "counts"))
+    try:
+        backend.write_batch([b"ghost"], [(99).to_bytes(8, "big")])
+        backend.persist()
+    finally:
+        backend.close()
+    write_checkpoint(str(task_dir), {(changelog, 1): 1_000_000})
+    feed(broker, src, 100, truth)
+    with caplog.at_level(logging.WARNING, logger="cstreams"):
+        m = run(truth)
+    assert store_counts(state, app_id) == truth, "the store kept a key its changelog lacks"
+    assert m["records_restored"] >= len(_keys_of(state, app_id, 1)) > 0
+    assert any("the changelog does not have" in r.getMessage() and "1000000" in r.getMessage()
+               for r in caplog.records)
+
+
 def _keys_of(state_dir, app_id, partition):
     from cstreams.stores.rocksdb_backend import RocksDBBackend
 
