@@ -44,12 +44,13 @@ install: $(STAMP)
 KAFKA ?= $(if $(filter true,$(CI)),1,auto)
 # Pass 1 runs the compiled core on the native data path (cstreams._core.native, issue
 # 18; pass 2's pure twins never use it): step 2b runs these few end-to-end tests on the compiled
-# core with it turned off, so that confluent-kafka's consume() path of the compiled core stays
-# tested without a third full pass.
+# core with it turned off, so that confluent-kafka's consume() and produce() path of the compiled
+# core stays tested without a third full pass.
 CONFLUENT_PATH_TESTS = tests/integration/test_app_wordcount.py \
 	tests/integration/test_app_batches.py \
 	tests/integration/test_app_handlers.py::test_fail_stops_with_coordinates_and_commits_nothing_past_it \
 	tests/integration/test_app_eos.py::test_eos_no_fault_every_update_once_and_each_transaction_holds_its_interval \
+	"tests/integration/test_app_record_errors.py::test_skip_drops_exactly_the_failing_records[oversized-record]" \
 	tests/unit/test_native_selector.py
 PYTEST = $(PY) -m pytest -q --timeout=600 --durations=15
 test: install
@@ -65,7 +66,7 @@ test: install
 	fi; \
 	echo "make test [2/3]: pure-Python twins; integration over Tansu"; \
 	CSTREAMS_TEST_BROKER=tansu CSTREAMS_NO_EXTENSIONS=1 $(PYTEST) -m "not slow and not tansu_launcher and not runtime_faults" || exit 1; \
-	echo "make test [2b]: compiled core on confluent-kafka's consume() (CSTREAMS_NATIVE_KAFKA=0); a few integration tests over Tansu"; \
+	echo "make test [2b]: compiled core on confluent-kafka's consume() and produce() (CSTREAMS_NATIVE_KAFKA=0); a few integration tests over Tansu"; \
 	CSTREAMS_TEST_BROKER=tansu CSTREAMS_REQUIRE_EXTENSIONS=1 CSTREAMS_NATIVE_KAFKA=0 $(PYTEST) $(CONFLUENT_PATH_TESTS) || exit 1; \
 	if [ -z "$$SKIP3" ]; then \
 		echo "make test [3/3]: compiled core; Tansu launcher and make demo"; \
