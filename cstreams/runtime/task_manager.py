@@ -32,6 +32,9 @@ RESTORING = "restoring"
 RUNNING = "running"
 
 
+# How long a new task waits for the owner it moves from on this host (another stream thread or
+# worker process, still closing it) to release its directory lock.
+TASK_LOCK_TIMEOUT_S = 10.0
 # Interval commits rewrite a task's checkpoint once its changelogs advanced by this many
 # records (Kafka Streams' OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT).
 CHECKPOINT_DELTA = 10_000
@@ -179,7 +182,11 @@ class TaskManager:
             mt.group = PartitionGroup(self.max_task_idle_ms, self.buffered_records_per_partition)
         checkpoint = {}
         if sub.stores and task.directory is not None:
-            mt.lock = TaskDirectoryLock(task.directory)
+            mt.lock = TaskDirectoryLock(
+                task.directory, timeout=TASK_LOCK_TIMEOUT_S,
+                on_wait=lambda holder: log.info(
+                    "task %s: its directory is locked by another owner%s: waiting up to %g s "
+                    "for it to close the task", task.task_id, holder, TASK_LOCK_TIMEOUT_S))
             checkpoint = read_checkpoint(task.directory)
         plan = self._plan(mt, checkpoint)
         try:

@@ -122,6 +122,32 @@ def test_lock_is_exclusive_and_released_on_close(tmp_path):
     assert not again.locked
 
 
+def test_lock_waits_for_the_holder_to_let_go(tmp_path):
+    """A task moving between two owners on one host: the new owner waits (up to its timeout)
+    for the old one to close the task, instead of failing at once."""
+    import threading
+
+    task_dir = tmp_path / "app" / "0_2"
+    held = TaskDirectoryLock(task_dir)
+    waited = []
+    release = threading.Timer(0.3, held.close)
+    release.start()
+    try:
+        with TaskDirectoryLock(task_dir, timeout=30, on_wait=waited.append) as lock:
+            assert lock.locked
+    finally:
+        release.cancel()
+    assert waited, "the lock was free at once: the test proves nothing"
+    assert not held.locked
+
+
+def test_lock_still_held_after_the_timeout_names_the_wait(tmp_path):
+    task_dir = tmp_path / "app" / "0_3"
+    with TaskDirectoryLock(task_dir):
+        with pytest.raises(StoreError, match=r"is locked.*waited 0.2 s"):
+            TaskDirectoryLock(task_dir, timeout=0.2)
+
+
 def _hold_lock(task_dir):
     code = textwrap.dedent(f"""
         import sys

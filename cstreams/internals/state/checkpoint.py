@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 
 from cstreams.errors import StoreError
 
@@ -149,23 +150,38 @@ class TaskDirectoryLock:
     directory fails in this process as well as in another one.
     """
 
-    def __init__(self, task_dir):
+    def __init__(self, task_dir, timeout=0.0, on_wait=None):
+        """``timeout``: seconds to wait for a holder to let go (a task moving between two
+        owners on one host: the one it leaves may still be closing it, as Kafka Streams
+        retries its task-directory lock); ``on_wait(holder)`` is called once if it waits."""
         self.task_dir = os.fspath(task_dir)
         self.path = os.path.join(self.task_dir, LOCK_FILE)
         os.makedirs(self.task_dir, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StoreError(
-                    f"task directory {self.task_dir} is locked: another process{holder} (or "
-                    f"another owner in this one) holds {self.path}; is another instance with "
-                    f"the same application_id and state_dir running?"
-                ) from None
-            raise StoreError(f"could not lock task directory {self.task_dir}: {e}") from e
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                if busy and time.monotonic() < deadline:
+                    if on_wait is not None and pause == 0.01:
+                        on_wait(_read_holder(fd))
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+                    continue
+                holder = _read_holder(fd)
+                os.close(fd)
+                if busy:
+                    raise StoreError(
+                        f"task directory {self.task_dir} is locked: another process{holder} "
+                        f"(or another owner in this one) holds {self.path}"
+                        f"{f' (waited {timeout:g} s)' if timeout > 0 else ''}; is another "
+                        f"instance with the same application_id and state_dir running?"
+                    ) from None
+                raise StoreError(f"could not lock task directory {self.task_dir}: {e}") from e
         # The holder's pid, for the error message of whoever comes next; advisory only.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
