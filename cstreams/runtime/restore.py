@@ -32,7 +32,7 @@ PROGRESS_INTERVAL_S = 5.0
 
 class _Pending:
     __slots__ = ("task", "store", "topic", "partition", "start", "records", "position", "end",
-                 "waiting")
+                 "waiting", "restarts")
 
     def __init__(self, task, store, topic, partition, start, end=None):
         self.end = end
@@ -44,6 +44,7 @@ class _Pending:
         self.records = 0
         self.position = start
         self.waiting = False        # an EOF came before the high watermark (see _stable_end)
+        self.restarts = 0           # wiped and restarted from the beginning (_corrupted)
 
 
 class StoreRestorer:
@@ -169,16 +170,20 @@ class StoreRestorer:
         return done
 
     def _corrupted(self, tp, err):
-        """The restoration of ``tp`` started at an offset the changelog does not have: wipe
-        the store and restore it from the beginning. False if ``tp`` is not being restored
-        from a checkpoint (the error is then the caller's)."""
+        """The restoration of ``tp`` reached an offset the changelog does not have (the
+        checkpoint's, or a position retention removed meanwhile): wipe the store and restore
+        it from the beginning. False if ``tp`` is not being restored, or was restarted so
+        already (the error is then the caller's)."""
         p = self._pending.get(tp)
-        if p is None or p.start == kafka.OFFSET_BEGINNING:
+        if p is None or p.restarts >= 2:
             return False
-        log.warning("task %s: store %r: its checkpoint says offset %d of changelog %s-%d, "
-                    "which the changelog does not have (%s): wiping the store and restoring "
-                    "it from the beginning", p.task.task_id, p.store.name, p.start, tp[0],
-                    tp[1], err.str())
+        p.restarts += 1
+        where = ("its checkpoint says offset" if p.records == 0 and p.start >= 0
+                 else "the restoration reached offset")
+        log.warning("task %s: store %r: %s %d of changelog %s-%d, which the changelog does "
+                    "not have (%s): wiping the store and restoring it from the beginning",
+                    p.task.task_id, p.store.name, where,
+                    p.start if p.records == 0 else p.position, tp[0], tp[1], err.str())
         _wipe(p.store)
         self._counts[p.task.task_id] -= p.records
         p.start = p.position = kafka.OFFSET_BEGINNING
