@@ -253,6 +253,10 @@ def test_wheel_ships_the_cython_api(venv):
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     for name in modules:
         assert f"cstreams/_core/{name}{suffix}" in shipped, f"compiled {name} is not in the wheel"
+    # Generated sources are build inputs, not package data.
+    generated = sorted(n for n in shipped if n.startswith("cstreams/")
+                       and n.endswith((".c", ".cpp", ".html")))
+    assert not generated, f"generated files in the wheel: {generated}"
 
 
 @pytest.mark.slow
