@@ -1,13 +1,18 @@
 """A user's Cython processor, compiled against the INSTALLED cstreams, run by the test driver.
 
-The slow tests install cstreams with pip (non-editable) into a fresh venv under tmp_path, build
-examples/cython_count/sum_per_key.pyx there with the documented recipes (the example's
-setup.py, and the `cythonize` one-liner), with the working directory outside the repository
-and no PYTHONPATH, and import the module in fresh processes of that venv. No broker is needed.
+The slow tests build a wheel of cstreams with pip, install it (non-editable) into a fresh venv
+under tmp_path, build examples/cython_count/sum_per_key.pyx there with the documented recipes
+(the example's setup.py, and the `cythonize` one-liner), with the working directory outside the
+repository and no PYTHONPATH, and import the module in fresh processes of that venv. No broker
+is needed.
 
 pip builds a local directory in place, so the package sources (what the wheel is built from:
-cstreams/, setup.py, pyproject.toml, README.md, without compiled outputs) are copied to
-tmp_path first: a build inside the shared working tree would race other builds there.
+cstreams/, setup.py, pyproject.toml, README.md) are copied to tmp_path first: a build inside the
+shared working tree would race other builds there. Cythonizing and compiling every extension
+again made that fixture cost ~98 s, for binaries the rest of the suite already runs: the
+checkout's build is reused where it provably matches (_reuse_checkout_extensions), and the
+wheel's file list, what these tests are about, still comes from pip and setuptools as in a
+user's build.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,11 +107,55 @@ def _run(cmd, cwd, env=None, timeout=300, input=None):
 
 
 def _copy_package_sources(dest):
-    skip = shutil.ignore_patterns("*.so", "*.c", "*.html", "__pycache__", "*.pyc")
+    # The generated .c files come along (mtimes kept) so that Cython regenerates only what it
+    # finds stale; they are build inputs here, never package data (test_wheel_ships_...).
+    skip = shutil.ignore_patterns("*.so", "*.html", "__pycache__", "*.pyc")
     shutil.copytree(REPO / "cstreams", dest / "cstreams", ignore=skip)
     for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "LICENSE"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, dest / name)
+
+
+def _compiled_sources(src):
+    """{module name: its source path relative to src}, as the copied setup.py builds them."""
+    code = ("import json, runpy; s = runpy.run_path('setup.py', run_name='_cstreams_setup');"
+            "print(json.dumps(dict(s['sources']())))")
+    return json.loads(_run([sys.executable, "-c", code], src).stdout)
+
+
+def _reuse_checkout_extensions(py, src):
+    """Seed the wheel build's build_ext output with the checkout's compiled modules.
+
+    Only where they are what this build would compile: the copy is cythonized first (Cython
+    regenerates any .c it finds stale, e.g. one older than Cython's own installed .pxd files),
+    and a checkout .so is reused when its .c is byte for byte the one this copy now holds and
+    the .so is newer than that .c (setuptools' own rule). setuptools then skips those modules
+    (their output is newer than their source) and compiles any other. Returns the names reused.
+    """
+    _run([py, "setup.py", "-q", "--name"], src)   # cythonize() runs at setup.py's import
+    plat = _run([py, "-c", textwrap.dedent("""
+        from setuptools import Extension
+        from setuptools.dist import Distribution
+        build = Distribution({"ext_modules": [Extension("x", ["x.c"])]}).get_command_obj("build")
+        build.finalize_options()
+        print(build.build_platlib)""")], src).stdout.strip()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    reused = []
+    for name, source in _compiled_sources(src).items():
+        c_rel = Path(source).with_suffix(".c")
+        built_so = REPO / "cstreams" / "_core" / f"{name}{suffix}"
+        built_c = REPO / c_rel
+        if not (built_so.is_file() and built_c.is_file() and (src / c_rel).is_file()):
+            continue
+        if built_so.stat().st_mtime < built_c.stat().st_mtime:
+            continue
+        if built_c.read_bytes() != (src / c_rel).read_bytes():
+            continue
+        dest = src / plat / "cstreams" / "_core" / built_so.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built_so, dest)   # a fresh mtime: newer than the copy's .c
+        reused.append(name)
+    return reused
 
 
 def _outer_site_dirs():
@@ -141,19 +192,27 @@ def venv(tmp_path_factory):
     (venv_site / "_outer_site.pth").write_text("".join(d + "\n" for d in _outer_site_dirs()))
     if subprocess.run([py, "-m", "pip", "--version"], capture_output=True).returncode != 0:
         _run([py, "-m", "ensurepip"], root)
-    # --ignore-installed: an editable cstreams visible through the outer site dirs is neither
-    # reused nor uninstalled. The build dependencies are reused when they are all there
-    # (`make install` puts them in .venv); else pip fetches them into an isolated build env.
+    # The build dependencies are reused when they are all there (`make install` puts them in
+    # .venv); else pip fetches them into an isolated build env.
     isolation = ["--no-build-isolation", "--no-index"] if _can_build_wheels(py, root) else []
+    reused = _reuse_checkout_extensions(py, src) if isolation else []
+    dist = root / "dist"
+    _run([py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir", *isolation,
+          "--wheel-dir", dist, src], root, timeout=600)
+    wheels = list(dist.glob("cstreams-*.whl"))
+    assert len(wheels) == 1, wheels
+    # --ignore-installed: an editable cstreams visible through the outer site dirs is neither
+    # reused nor uninstalled.
     _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-cache-dir", "--ignore-installed",
-          *isolation, src], root, timeout=600)
+          "--no-index", wheels[0]], root)
     probe = ("import json, cstreams; print(json.dumps("
              "[cstreams.__file__, cstreams.get_include(), cstreams.IMPLEMENTATION]))")
     info = json.loads(_run([py, "-c", probe], root).stdout)
     pkg = Path(info[0]).parent
     assert pkg == venv_site / "cstreams", f"cstreams imported from {pkg}, not the venv"
     assert info[2] == "compiled"
-    return SimpleNamespace(root=root, py=py, site=venv_site, pkg=pkg, include=info[1])
+    return SimpleNamespace(root=root, py=py, site=venv_site, pkg=pkg, include=info[1],
+                           wheel=wheels[0], src=src, reused=reused)
 
 
 @pytest.fixture(scope="module")
@@ -168,14 +227,51 @@ def built(venv):
     return user
 
 
+def _cython_api_files():
+    """What a user needs to cimport cstreams and type-check against it, as the checkout holds
+    it: the public .pxd, every .pxd and .pyi of the core, its hand-written .pyx and C header,
+    and py.typed."""
+    pkg = REPO / "cstreams"
+    files = {"api.pxd", "py.typed", "_core/__init__.pxd"}
+    for pattern in ("*.pxd", "_core/*.pxd", "_core/*.pyi", "_core/*.pyx", "_core/*.h"):
+        files |= {p.relative_to(pkg).as_posix() for p in pkg.glob(pattern)}
+    return sorted(files)
+
+
 @pytest.mark.slow
 def test_wheel_ships_the_cython_api(venv):
-    pkg = venv.pkg
-    for rel in ["api.pxd", "py.typed", "_core/__init__.pxd"] + [
-            f"_core/{m}.{ext}"
-            for m in ("record", "processor", "output", "context", "nodes", "store", "serde")
-            for ext in ("pxd", "pyi")]:
-        assert (pkg / rel).is_file(), f"{rel} is missing from the installed package"
+    with zipfile.ZipFile(venv.wheel) as whl:
+        shipped = set(whl.namelist())
+    api = _cython_api_files()
+    modules = _compiled_sources(venv.src)
+    assert {"record", "processor", "output", "context", "nodes", "store", "serde"} <= set(modules)
+    for name in modules:
+        assert f"_core/{name}.pxd" in api and f"_core/{name}.pyi" in api, name
+    for rel in api:
+        assert f"cstreams/{rel}" in shipped, f"{rel} is missing from the wheel"
+        assert (venv.pkg / rel).is_file(), f"{rel} is missing from the installed package"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for name in modules:
+        assert f"cstreams/_core/{name}{suffix}" in shipped, f"compiled {name} is not in the wheel"
+    # Generated sources are build inputs, not package data.
+    generated = sorted(n for n in shipped if n.startswith("cstreams/")
+                       and n.endswith((".c", ".cpp", ".html")))
+    assert not generated, f"generated files in the wheel: {generated}"
+
+
+@pytest.mark.slow
+def test_sdist_ships_what_a_build_from_it_needs(venv):
+    out = venv.root / "sdist"
+    _run([sys.executable, "-c",
+          "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])",
+          out], venv.src)
+    (sdist,) = out.glob("cstreams-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        shipped = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for rel in ("setup.py", "pyproject.toml", *_compiled_sources(venv.src).values()):
+        assert rel in shipped, f"{rel} is missing from the sdist"
+    for rel in _cython_api_files():
+        assert f"cstreams/{rel}" in shipped, f"{rel} is missing from the sdist"
 
 
 @pytest.mark.slow
