@@ -50,9 +50,12 @@ class ChangelogProducer:
                 txn.begin()
             # No default callback on the transactional producer: only the last record, the
             # highest offset of this partition's send, reports its delivery.
-            self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
-                                             partitions=partition,
-                                             last_on_delivery=self._on_delivery)
+            try:
+                self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
+                                                 partitions=partition,
+                                                 last_on_delivery=self._on_delivery)
+            except kafka.KafkaException as exc:
+                raise txn.refused(exc) from None
             return
         self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
                                          partitions=partition)

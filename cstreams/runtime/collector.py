@@ -64,9 +64,14 @@ class RecordCollector:
             txn.begin()
         # One compiled loop per batch; a full local queue is served by poll() and the batch
         # goes on from the record that did not fit.
-        self.sent += kafka.produce_batch(self.producer, topic, keys=keys, values=values,
-                                         partitions=partitions, timestamps=timestamps,
-                                         headers=headers)
+        try:
+            self.sent += kafka.produce_batch(self.producer, topic, keys=keys, values=values,
+                                             partitions=partitions, timestamps=timestamps,
+                                             headers=headers)
+        except kafka.KafkaException as exc:
+            if txn is None:
+                raise
+            raise txn.refused(exc) from None
 
     def poll(self):
         self.producer.poll(0)

@@ -132,6 +132,20 @@ class TransactionalProducer:
                     continue
                 raise self._fail(what, exc) from None
 
+    def refused(self, exc):
+        """What to raise for ``exc``, an error the producer raised for a produce. A produce
+        refused with _STATE ("Erroneous state") means an earlier failure put the transaction
+        in an error state (a delivery the broker fenced, for one): that failure, which
+        begin_transaction() reports, is classified as every transactional error is (fenced,
+        timed out, fatal, abortable). Any other error is returned as it is."""
+        if kafka.error_code(exc) != kafka.KafkaError._STATE:
+            return exc
+        try:
+            self.producer.begin_transaction()
+        except kafka.KafkaException as cause:
+            return self._fail("producing", cause)
+        return self._fail("producing", exc)
+
     # --- lifecycle ------------------------------------------------------------------------
     def init(self):
         """init_transactions(): fences older producers with this transactional.id and

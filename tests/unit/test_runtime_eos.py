@@ -146,6 +146,12 @@ class FakeProducer:
     def abort_transaction(self, *a):
         self._call("abort")
 
+    def produce(self, *a):
+        self._call("produce")
+
+    def poll(self, *a):
+        return 0
+
 
 @pytest.fixture
 def txn(monkeypatch):
@@ -239,3 +245,27 @@ def test_close_aborts_an_open_transaction(txn):
     t.begin()
     t.close()
     assert fake.calls[-1] == "abort" and not t.open
+
+
+def test_a_produce_refused_for_the_transaction_state_raises_what_put_it_there(txn):
+    """After a delivery the broker fenced, the producer refuses the next produce with
+    _STATE ("Erroneous state"); the sink and changelog writers raise the failure behind it
+    (fenced here), as a commit would, not the bare state error."""
+    from cstreams.runtime.changelog import ChangelogProducer
+    from cstreams.runtime.collector import RecordCollector
+
+    t, fake = txn
+    collector = RecordCollector({}, transaction=t)
+    changelog = ChangelogProducer({}, transaction=t)
+    for send in (lambda: collector.send_batch("out", [b"k"], [b"v"], None, None, [0]),
+                 lambda: changelog.send("app-store-changelog", 0, [b"k"], [b"v"])):
+        t.broken = None
+        fake.fail["produce"] = [_err(KafkaError._STATE)]
+        fake.fail["begin"] = [_err(KafkaError.PRODUCER_FENCED, abort=True)]
+        t.open = True
+        with pytest.raises(ProducerFencedError, match="producing"):
+            send()
+    # Any other error the producer raises goes on as it is.
+    fake.fail["produce"] = [_err(KafkaError.MSG_SIZE_TOO_LARGE)]
+    with pytest.raises(KafkaException):
+        collector.send_batch("out", [b"k"], [b"v"], None, None, [0])
