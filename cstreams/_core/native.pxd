@@ -32,6 +32,7 @@ cdef extern from "rdkafka_api.h" nogil:
     ctypedef enum rd_kafka_resp_err_t:
         RD_KAFKA_RESP_ERR__PARTITION_EOF
         RD_KAFKA_RESP_ERR__QUEUE_FULL
+        RD_KAFKA_RESP_ERR__INVALID_ARG
         RD_KAFKA_RESP_ERR_NO_ERROR
 
     ctypedef enum rd_kafka_conf_res_t:

@@ -425,6 +425,11 @@ cdef object _exception(rd_kafka_error_t *error):
     return _KafkaException(kerr)
 
 
+cdef object _invalid(str text):
+    """confluent-kafka's KafkaException for a setting or argument librdkafka refused."""
+    return _KafkaException(_KafkaError(<int>RD_KAFKA_RESP_ERR__INVALID_ARG, text))
+
+
 cdef int _ms(object timeout) except? -2:
     """confluent-kafka's timeouts: seconds, None or negative for no limit."""
     if timeout is None or timeout < 0:
@@ -483,8 +488,7 @@ cdef rd_kafka_conf_t *_producer_conf(dict config, bint log_queue) except NULL:
         errstr[0] = 0
         if rd_kafka_conf_set(conf, kb, vb, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK:
             rd_kafka_conf_destroy(conf)
-            raise _KafkaException(_KafkaError(-186, f"producer setting {k!r}: "
-                                              f"{errstr.decode(errors='replace')}"))
+            raise _invalid(f"producer setting {k!r}: {errstr.decode(errors='replace')}")
     return conf
 
 
@@ -514,7 +518,7 @@ cdef class NativeProducer:
         self.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
         if self.rk == NULL:
             rd_kafka_conf_destroy(conf)
-            raise _KafkaException(_KafkaError(-186, errstr.decode(errors="replace")))
+            raise _invalid(errstr.decode(errors="replace"))
         if self.logger is not None:
             rd_kafka_set_log_queue(self.rk, NULL)
 
@@ -537,8 +541,7 @@ cdef class NativeProducer:
         cdef bytes tb = topic.encode()
         cdef rd_kafka_topic_t *rkt = rd_kafka_topic_new(self.rk, tb, NULL)
         if rkt == NULL:
-            raise _KafkaException(_KafkaError(-186, f"topic {topic!r}: rd_kafka_topic_new "
-                                              "failed"))
+            raise _invalid(f"topic {topic!r}: rd_kafka_topic_new failed")
         self.topics[topic] = <size_t>rkt
         return rkt
 
@@ -655,8 +658,7 @@ cdef class NativeProducer:
                             hvus[cnt + h].u.header.val = NULL
                             hvus[cnt + h].u.header.size = -1
                         else:
-                            if type(hv) is not bytes:
-                                hv = _as_bytes(hv, "header value", topic, i)
+                            hv = _as_bytes(hv, "header value", topic, i)
                             keep.append(hv)
                             hvus[cnt + h].u.header.val = <char *>hv
                             hvus[cnt + h].u.header.size = len(<bytes>hv)
@@ -806,14 +808,16 @@ cdef inline bytes _point_at(rd_kafka_vu_t *vu, object o, str what, str topic, Py
         vu.u.mem.ptr = NULL
         vu.u.mem.size = 0
         return None
-    b = o if type(o) is bytes else _as_bytes(o, what, topic, i)
+    b = _as_bytes(o, what, topic, i)
     vu.u.mem.ptr = <char *>b
     vu.u.mem.size = len(b)
     return b
 
 
-cdef object _as_bytes(object v, str what, str topic, Py_ssize_t i):
+cdef bytes _as_bytes(object v, str what, str topic, Py_ssize_t i):
     # confluent-kafka's produce() takes str (UTF-8) or bytes-like for keys, values, headers.
+    if type(v) is bytes:
+        return <bytes>v
     if isinstance(v, str):
         return (<str>v).encode()
     try:

@@ -41,6 +41,7 @@ typedef enum {
 /* The full enum runs from -200 to the broker's error codes; the values named here. */
 typedef enum {
     RD_KAFKA_RESP_ERR__PARTITION_EOF = -191,
+    RD_KAFKA_RESP_ERR__INVALID_ARG = -186,
     RD_KAFKA_RESP_ERR__TIMED_OUT = -185,
     RD_KAFKA_RESP_ERR__QUEUE_FULL = -184,
     RD_KAFKA_RESP_ERR_NO_ERROR = 0
