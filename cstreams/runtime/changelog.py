@@ -45,17 +45,11 @@ class ChangelogProducer:
         if self.transaction is not None:
             if not len(kbs):
                 return
-            txn = self.transaction
-            if not txn.open:
-                txn.begin()
             # No default callback on the transactional producer: only the last record, the
             # highest offset of this partition's send, reports its delivery.
-            try:
-                self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
-                                                 partitions=partition,
-                                                 last_on_delivery=self._on_delivery)
-            except kafka.KafkaException as exc:
-                raise txn.refused(exc) from None
+            self.sent += self.transaction.produce_batch(topic, keys=kbs, values=vbs,
+                                                        partitions=partition,
+                                                        last_on_delivery=self._on_delivery)
             return
         self.sent += kafka.produce_batch(self.producer, topic, keys=kbs, values=vbs,
                                          partitions=partition)

@@ -59,19 +59,14 @@ class RecordCollector:
 
     # --- produce --------------------------------------------------------------------------
     def send_batch(self, topic, keys, values, timestamps, headers, partitions):
-        txn = self.transaction
-        if txn is not None and not txn.open:
-            txn.begin()
         # One compiled loop per batch; a full local queue is served by poll() and the batch
         # goes on from the record that did not fit.
-        try:
-            self.sent += kafka.produce_batch(self.producer, topic, keys=keys, values=values,
-                                             partitions=partitions, timestamps=timestamps,
-                                             headers=headers)
-        except kafka.KafkaException as exc:
-            if txn is None:
-                raise
-            raise txn.refused(exc) from None
+        columns = dict(keys=keys, values=values, partitions=partitions, timestamps=timestamps,
+                       headers=headers)
+        if self.transaction is None:
+            self.sent += kafka.produce_batch(self.producer, topic, **columns)
+        else:
+            self.sent += self.transaction.produce_batch(topic, **columns)
 
     def poll(self):
         self.producer.poll(0)

@@ -178,12 +178,10 @@ class StoreRestorer:
         if p is None or p.restarts >= 2:
             return False
         p.restarts += 1
-        where = ("its checkpoint says offset" if p.records == 0 and p.start >= 0
-                 else "the restoration reached offset")
-        log.warning("task %s: store %r: %s %d of changelog %s-%d, which the changelog does "
-                    "not have (%s): wiping the store and restoring it from the beginning",
-                    p.task.task_id, p.store.name, where,
-                    p.start if p.records == 0 else p.position, tp[0], tp[1], err.str())
+        log.warning("task %s: store %r: restoring from offset %d of changelog %s-%d, which the "
+                    "changelog does not have (%s): wiping the store and restoring it from the "
+                    "beginning", p.task.task_id, p.store.name, p.position, tp[0], tp[1],
+                    err.str())
         _wipe(p.store)
         self._counts[p.task.task_id] -= p.records
         p.start = p.position = kafka.OFFSET_BEGINNING
@@ -252,14 +250,12 @@ class StoreRestorer:
 
 
 def _wipe(store, chunk=10_000):
-    """Delete everything ``store``'s backend holds, ``chunk`` keys per write batch."""
-    backend = store.backend
+    """Delete everything ``store``'s backend holds: a tombstone per key, applied as restored
+    changelog records are (``restore_batch``), ``chunk`` keys at a time."""
     start = None
     while True:
-        kbs = [kb for kb, _ in itertools.islice(backend.range(start, None), chunk)]
+        kbs = [kb for kb, _ in itertools.islice(store.backend.range(start, None), chunk)]
         if not kbs:
             break
-        backend.write_batch(kbs, [None] * len(kbs))
+        store.restore_batch(kbs, [None] * len(kbs))
         start = kbs[-1] + b"\x00"
-    # A window or session store drops what it cached of the backend.
-    store.restore_batch([], [])

@@ -132,19 +132,24 @@ class TransactionalProducer:
                     continue
                 raise self._fail(what, exc) from None
 
-    def refused(self, exc):
-        """What to raise for ``exc``, an error the producer raised for a produce. A produce
-        refused with _STATE ("Erroneous state") means an earlier failure put the transaction
-        in an error state (a delivery the broker fenced, for one): that failure, which
-        begin_transaction() reports, is classified as every transactional error is (fenced,
-        timed out, fatal, abortable). Any other error is returned as it is."""
-        if kafka.error_code(exc) != kafka.KafkaError._STATE:
-            return exc
+    def produce_batch(self, topic, **columns):
+        """Produce a batch's columns (kafka.produce_batch's keywords) in the transaction,
+        begun if none is open. A produce refused with _STATE ("Erroneous state") means an
+        earlier failure put the transaction in an error state (a delivery the broker fenced,
+        for one): that failure, which begin_transaction() reports, is raised, classified as
+        every transactional error is (fenced, timed out, fatal, abortable). Any other error
+        goes on as it is."""
+        self.begin()
         try:
-            self.producer.begin_transaction()
-        except kafka.KafkaException as cause:
-            return self._fail("producing", cause)
-        return self._fail("producing", exc)
+            return kafka.produce_batch(self.producer, topic, **columns)
+        except kafka.KafkaException as exc:
+            if kafka.error_code(exc) != kafka.KafkaError._STATE:
+                raise
+            try:
+                self.producer.begin_transaction()
+            except kafka.KafkaException as cause:
+                raise self._fail("producing", cause) from None
+            raise self._fail("producing", exc) from None
 
     # --- lifecycle ------------------------------------------------------------------------
     def init(self):
