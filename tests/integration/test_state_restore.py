@@ -61,6 +61,15 @@ class Run:
         return consume_all(self.broker.bootstrap_servers, self.out, idle=1.0, timeout=20)
 
 
+def counting_app(broker, topic_factory, tmp_path):
+    """(input topic, application id, state directory, its Run, the store's changelog)."""
+    src, out = topic_factory("events", PARTITIONS), topic_factory("counts", PARTITIONS)
+    app_id = f"state-{src}"
+    state = tmp_path / "state"
+    return src, app_id, state, Run(broker, src, out, app_id, state), \
+        f"{app_id}-counts-changelog"
+
+
 def feed(broker, src, n, truth):
     records = []
     for i in range(n):
@@ -90,11 +99,7 @@ def store_counts(state_dir, app_id):
 
 def test_restart_keeps_counts_and_damaged_state_is_restored_in_full(
         broker, topic_factory, tmp_path, caplog):
-    src, out = topic_factory("events", PARTITIONS), topic_factory("counts", PARTITIONS)
-    app_id = f"state-{src}"
-    state = tmp_path / "state"
-    run = Run(broker, src, out, app_id, state)
-    changelog = f"{app_id}-counts-changelog"
+    src, app_id, state, run, changelog = counting_app(broker, topic_factory, tmp_path)
     truth = {}
 
     # 1. First run: counts from nothing; a clean close leaves a checkpoint per task.
@@ -152,11 +157,7 @@ def test_checkpoint_past_the_changelog_end_wipes_the_store_before_restoring(
     from cstreams.internals.state.checkpoint import write_checkpoint
     from cstreams.stores.rocksdb_backend import RocksDBBackend
 
-    src, out = topic_factory("events", PARTITIONS), topic_factory("counts", PARTITIONS)
-    app_id = f"state-{src}"
-    state = tmp_path / "state"
-    run = Run(broker, src, out, app_id, state)
-    changelog = f"{app_id}-counts-changelog"
+    src, app_id, state, run, changelog = counting_app(broker, topic_factory, tmp_path)
     truth = {}
     feed(broker, src, 300, truth)
     run(truth)
